@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+CATALOG_DEMO_COUNT ?= 1000
+
+.PHONY: run test lint migrate demo bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	for db in default orders catalog; do \
+		$(PY) manage.py migrate --database $$db --verbosity 0 || exit 1; \
+	done
+
+demo: migrate
+	@echo "Demo accounts:"
+	@$(PY) manage.py seed_demo_users
+
+## make run: the app on the embedded default (SQLite, tasks inline) with demo data
+run: demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+## make test: the whole suite against PostgreSQL, RabbitMQ and Redis on localhost
+test: $(VENV)/.installed
+	$(PY) scripts/check_services.py
+	$(MAKE) --no-print-directory lint
+	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings.test
+	$(VENV)/bin/pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

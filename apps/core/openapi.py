@@ -1,0 +1,24 @@
+"""Shared OpenAPI pieces: problem responses for drf-spectacular."""
+
+from drf_spectacular.utils import OpenApiResponse
+
+from apps.core.serializers import ProblemSerializer
+
+_DESCRIPTIONS = {
+    400: "Invalid input (problem+json, `errors` names the fields)",
+    401: "Missing, invalid, expired or revoked credentials",
+    403: "Authenticated but not allowed",
+    404: "No such resource (or not visible to the caller)",
+    409: "Conflict with the current state",
+    412: "The resource changed since the caller read it",
+    428: "A conditional header is required",
+    429: "Rate limited",
+}
+
+
+def problems(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Problem-details responses for ``extend_schema(responses=...)``."""
+    return {
+        status: OpenApiResponse(ProblemSerializer, description=_DESCRIPTIONS[status])
+        for status in statuses
+    }

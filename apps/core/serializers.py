@@ -1,0 +1,43 @@
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that rejects fields it does not know or may not set.
+
+    DRF silently drops unknown and read-only input fields; a client that
+    misspells a field (or tries to set ``is_staff``) should hear about it.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {
+                name for name, field in self.fields.items() if not field.read_only
+            }
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: ["Unknown field, or one that cannot be set."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+class ProblemErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, as documented in the OpenAPI schema."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    instance = serializers.CharField(required=False)
+    request_id = serializers.CharField(required=False)
+    errors = ProblemErrorSerializer(many=True, required=False)

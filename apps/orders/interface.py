@@ -1,0 +1,1 @@
+"""The orders context's service interface (not built yet)."""

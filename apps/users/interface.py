@@ -1,0 +1,59 @@
+"""The users context's service interface for other contexts.
+
+Returns frozen DTOs, never model instances.
+"""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from apps.core.errors import Conflict, NotFound
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    title = "User not found"
+
+
+class EmailAlreadyRegistered(Conflict):
+    code = "email_taken"
+    title = "Email already registered"
+
+
+@dataclass(frozen=True)
+class UserDTO:
+    id: UUID
+    email: str
+    name: str
+    is_active: bool
+    is_staff: bool
+
+    @classmethod
+    def from_model(cls, user) -> "UserDTO":
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            is_active=user.is_active,
+            is_staff=user.is_staff,
+        )
+
+
+def get_user(user_id: UUID) -> UserDTO:
+    """Return the user with ``user_id``.
+
+    Raises:
+        UserNotFound: no such user.
+    """
+    from apps.users import selectors
+
+    return UserDTO.from_model(selectors.user_get(user_id=user_id))
+
+
+def get_users(user_ids: list[UUID]) -> dict[UUID, UserDTO]:
+    """Return the users among ``user_ids`` that exist, keyed by id."""
+    from apps.users import selectors
+
+    return {
+        user.id: UserDTO.from_model(user)
+        for user in selectors.user_list().filter(id__in=user_ids)
+    }

@@ -1,0 +1,223 @@
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.conf import settings
+
+LOGIN = "/api/v1/users/login"
+REFRESH = "/api/v1/users/token/refresh"
+LOGOUT = "/api/v1/users/logout"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwks_key(api_client):
+    response = api_client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    (key,) = response.json()["keys"]
+    return key
+
+
+def _me(client, user_id, token):
+    return client.get(f"/api/v1/users/{user_id}", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+@pytest.mark.django_db
+def test_login_issues_rs256_tokens_verifiable_with_the_jwks(api_client, customer):
+    response = api_client.post(
+        LOGIN,
+        {"email": "CUSTOMER@example.com", "password": customer.raw_password},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 15 * 60
+    jwk = _jwks_key(api_client)
+    header = jwt.get_unverified_header(body["access"])
+    assert header["alg"] == "RS256"
+    assert header["kid"] == jwk["kid"]
+    public_key = jwt.PyJWK(jwk).key
+    claims = jwt.decode(
+        body["access"], public_key, algorithms=["RS256"], issuer=settings.JWT_ISSUER
+    )
+    assert claims["sub"] == str(customer.id)
+    assert claims["email"] == "customer@example.com"
+    assert {"iat", "exp", "jti", "iss"} <= set(claims)
+    assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"email": "customer@example.com", "password": "wrong-password-1"},
+        {"email": "nobody@example.com", "password": "correct-horse-42"},
+    ],
+)
+def test_wrong_email_or_password_get_the_same_401(api_client, customer, credentials):
+    response = api_client.post(LOGIN, credentials, format="json")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "invalid_credentials"
+    assert body["detail"] == "Email or password is incorrect."
+
+
+@pytest.mark.django_db
+def test_inactive_user_cannot_log_in(api_client, customer):
+    customer.is_active = False
+    customer.save()
+
+    response = api_client.post(
+        LOGIN,
+        {"email": customer.email, "password": customer.raw_password},
+        format="json",
+    )
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_login_bad_input_is_400(api_client):
+    response = api_client.post(LOGIN, {"email": "x"}, format="json")
+
+    assert response.status_code == 400
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"email", "password"}
+
+
+@pytest.mark.django_db
+def test_refresh_rotates_and_the_old_refresh_token_is_revoked(
+    api_client, customer, auth_client
+):
+    old = auth_client(customer).tokens["refresh"]
+
+    first = api_client.post(REFRESH, {"refresh": old}, format="json")
+    replay = api_client.post(REFRESH, {"refresh": old}, format="json")
+
+    assert first.status_code == 200
+    new = first.json()
+    assert new["refresh"] != old
+    assert _me(api_client, customer.id, new["access"]).status_code == 200
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.django_db
+def test_logout_revokes_the_refresh_token(api_client, customer, auth_client):
+    refresh = auth_client(customer).tokens["refresh"]
+
+    logout = api_client.post(LOGOUT, {"refresh": refresh}, format="json")
+    after = api_client.post(REFRESH, {"refresh": refresh}, format="json")
+
+    assert logout.status_code == 204
+    assert after.status_code == 401
+
+
+@pytest.mark.django_db
+def test_an_access_token_is_not_a_refresh_token(api_client, customer, auth_client):
+    access = auth_client(customer).tokens["access"]
+
+    response = api_client.post(REFRESH, {"refresh": access}, format="json")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_refresh_token_cannot_be_used_as_access_token(
+    api_client, customer, auth_client
+):
+    refresh = auth_client(customer).tokens["refresh"]
+
+    assert _me(api_client, customer.id, refresh).status_code == 401
+
+
+def _forge(header: dict, claims: dict, sign) -> str:
+    signing_input = (
+        _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    )
+    return signing_input + "." + sign(signing_input.encode())
+
+
+def _valid_claims(user) -> dict:
+    now = int(time.time())
+    return {
+        "token_type": "access",
+        "sub": str(user.id),
+        "email": user.email,
+        "iat": now,
+        "exp": now + 600,
+        "jti": "x" * 32,
+        "iss": settings.JWT_ISSUER,
+    }
+
+
+@pytest.mark.django_db
+def test_forged_and_broken_tokens_are_rejected_with_401(
+    api_client, customer, auth_client
+):
+    access = auth_client(customer).tokens["access"]
+    claims = jwt.decode(access, options={"verify_signature": False})
+    public_pem = settings.SIMPLE_JWT["VERIFYING_KEY"].encode()
+    header, payload, signature = access.split(".")
+    staff_claims = {**claims, "sub": "00000000-0000-0000-0000-000000000001"}
+
+    forged = {
+        "tampered payload": ".".join(
+            [header, _b64(json.dumps(staff_claims).encode()), signature]
+        ),
+        "alg none": _forge({"alg": "none", "typ": "JWT"}, claims, lambda _: ""),
+        "HS256 keyed with the public key": _forge(
+            {"alg": "HS256", "typ": "JWT"},
+            claims,
+            lambda data: _b64(hmac.new(public_pem, data, hashlib.sha256).digest()),
+        ),
+        "garbage": "not-a-jwt",
+    }
+
+    for name, token in forged.items():
+        response = _me(api_client, customer.id, token)
+        assert response.status_code == 401, name
+        assert response["Content-Type"] == "application/problem+json", name
+        assert response.json()["code"] == "token_not_valid", name
+
+
+@pytest.mark.django_db
+def test_expired_token_is_401(api_client, customer):
+    from apps.users.tokens import AccessToken
+
+    token = AccessToken.for_user(customer)
+    token.set_exp(lifetime=-timedelta(minutes=1))
+
+    response = _me(api_client, customer.id, str(token))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.django_db
+def test_token_of_a_deactivated_user_is_401(api_client, customer, auth_client):
+    client = auth_client(customer)
+    customer.is_active = False
+    customer.save()
+
+    assert client.get(f"/api/v1/users/{customer.id}").status_code == 401
+
+
+@pytest.mark.django_db
+def test_missing_token_is_401_with_www_authenticate(api_client, customer):
+    response = api_client.get(f"/api/v1/users/{customer.id}")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["code"] == "not_authenticated"

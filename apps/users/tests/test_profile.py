@@ -1,0 +1,214 @@
+import uuid
+
+import pytest
+
+from apps.users.models import User
+
+
+def url(user_id) -> str:
+    return f"/api/v1/users/{user_id}"
+
+
+@pytest.mark.django_db
+def test_user_reads_own_profile(customer, auth_client):
+    response = auth_client(customer).get(url(customer.id))
+
+    assert response.status_code == 200
+    assert response.json()["email"] == customer.email
+
+
+@pytest.mark.django_db
+def test_customer_gets_404_for_someone_elses_id_like_an_unknown_one(
+    customer, make_user, auth_client
+):
+    other = make_user(email="other@example.com")
+    client = auth_client(customer)
+
+    someone_else = client.get(url(other.id))
+    unknown = client.get(url(uuid.uuid4()))
+
+    assert someone_else.status_code == unknown.status_code == 404
+    assert someone_else.json()["code"] == unknown.json()["code"] == "user_not_found"
+
+
+@pytest.mark.django_db
+def test_staff_reads_anyone(customer, staff, auth_client):
+    response = auth_client(staff).get(url(customer.id))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == str(customer.id)
+
+
+@pytest.mark.django_db
+def test_non_uuid_id_is_a_problem_404(customer, auth_client):
+    response = auth_client(customer).get("/api/v1/users/not-a-uuid")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.django_db
+def test_list_is_staff_only_and_paginated(
+    api_client, customer, staff, make_user, auth_client
+):
+    for _ in range(3):
+        make_user()
+
+    anonymous = api_client.get("/api/v1/users")
+    as_customer = auth_client(customer).get("/api/v1/users")
+    page = auth_client(staff).get("/api/v1/users?page_size=2&page=2")
+    too_big = auth_client(staff).get("/api/v1/users?page_size=1000")
+
+    assert anonymous.status_code == 401
+    assert as_customer.status_code == 403
+    assert page.status_code == 200
+    body = page.json()
+    assert body["count"] == 5
+    assert len(body["results"]) == 2
+    assert body["next"] and body["previous"]
+    assert too_big.status_code == 400
+    assert too_big.json()["errors"][0]["field"] == "page_size"
+
+
+@pytest.mark.django_db
+def test_patch_changes_name_and_put_needs_every_field(customer, auth_client):
+    client = auth_client(customer)
+
+    patched = client.patch(url(customer.id), {"name": "Ada King"}, format="json")
+    put_missing = client.put(url(customer.id), {"name": "Only Name"}, format="json")
+
+    assert patched.status_code == 200
+    assert patched.json()["name"] == "Ada King"
+    assert put_missing.status_code == 400
+    customer.refresh_from_db()
+    assert customer.name == "Ada King"
+
+
+@pytest.mark.django_db
+def test_put_replaces_profile(customer, auth_client):
+    response = auth_client(customer).put(
+        url(customer.id),
+        {"email": "Renamed@Example.com", "name": "Renamed"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    customer.refresh_from_db()
+    assert (customer.email, customer.name) == ("renamed@example.com", "Renamed")
+
+
+@pytest.mark.django_db
+def test_changing_email_to_a_taken_one_is_409(customer, make_user, auth_client):
+    make_user(email="taken@example.com")
+
+    response = auth_client(customer).patch(
+        url(customer.id), {"email": "Taken@example.com"}, format="json"
+    )
+
+    assert response.status_code == 409
+    customer.refresh_from_db()
+    assert customer.email == "customer@example.com"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["is_staff", "is_superuser", "is_active", "id"])
+def test_nobody_sets_privileges_or_ids_through_the_api(staff, auth_client, field):
+    response = auth_client(staff).patch(url(staff.id), {field: True}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+    staff.refresh_from_db()
+    assert staff.is_superuser is False
+
+
+@pytest.mark.django_db
+def test_customer_cannot_promote_themself(customer, auth_client):
+    auth_client(customer).patch(url(customer.id), {"is_staff": True}, format="json")
+
+    customer.refresh_from_db()
+    assert customer.is_staff is False
+
+
+@pytest.mark.django_db
+def test_password_change_needs_the_current_password(customer, auth_client):
+    client = auth_client(customer)
+
+    missing = client.patch(
+        url(customer.id), {"password": "brand-new-pass-77"}, format="json"
+    )
+    wrong = client.patch(
+        url(customer.id),
+        {"password": "brand-new-pass-77", "current_password": "nope-nope-nope"},
+        format="json",
+    )
+
+    assert missing.status_code == wrong.status_code == 400
+    assert wrong.json()["errors"][0]["field"] == "current_password"
+    customer.refresh_from_db()
+    assert customer.check_password(customer.raw_password)
+
+
+@pytest.mark.django_db
+def test_password_change_revokes_earlier_tokens(api_client, customer, auth_client):
+    client = auth_client(customer)
+    old_refresh = client.tokens["refresh"]
+
+    changed = client.patch(
+        url(customer.id),
+        {"password": "brand-new-pass-77", "current_password": customer.raw_password},
+        format="json",
+    )
+
+    assert changed.status_code == 200
+    assert client.get(url(customer.id)).status_code == 401
+    refresh = api_client.post(
+        "/api/v1/users/token/refresh", {"refresh": old_refresh}, format="json"
+    )
+    assert refresh.status_code == 401
+    login = api_client.post(
+        "/api/v1/users/login",
+        {"email": customer.email, "password": "brand-new-pass-77"},
+        format="json",
+    )
+    assert login.status_code == 200
+
+
+@pytest.mark.django_db
+def test_weak_new_password_is_rejected(customer, auth_client):
+    response = auth_client(customer).patch(
+        url(customer.id),
+        {"password": "123", "current_password": customer.raw_password},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "password"
+
+
+@pytest.mark.django_db
+def test_user_deletes_own_account_and_its_token_stops_working(customer, auth_client):
+    client = auth_client(customer)
+
+    deleted = client.delete(url(customer.id))
+
+    assert deleted.status_code == 204
+    assert not User.objects.filter(id=customer.id).exists()
+    assert client.get(url(customer.id)).status_code == 401
+
+
+@pytest.mark.django_db
+def test_customer_cannot_delete_someone_else(customer, make_user, auth_client):
+    other = make_user(email="other@example.com")
+
+    response = auth_client(customer).delete(url(other.id))
+
+    assert response.status_code == 404
+    assert User.objects.filter(id=other.id).exists()
+
+
+@pytest.mark.django_db
+def test_staff_deletes_a_user(customer, staff, auth_client):
+    response = auth_client(staff).delete(url(customer.id))
+
+    assert response.status_code == 204
+    assert not User.objects.filter(id=customer.id).exists()

@@ -1,0 +1,101 @@
+import pytest
+
+from apps.users.models import User
+
+URL = "/api/v1/users"
+VALID = {
+    "email": "New.Person@Example.com",
+    "name": "New Person",
+    "password": "a-long-pass-phrase-9",
+}
+
+
+@pytest.mark.django_db
+def test_register_creates_user_with_argon2_hash_and_location(api_client):
+    response = api_client.post(URL, VALID, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["email"] == "new.person@example.com"
+    assert body["name"] == "New Person"
+    assert body["is_staff"] is False
+    assert "password" not in body
+    assert response["Location"] == f"/api/v1/users/{body['id']}"
+    user = User.objects.get(id=body["id"])
+    assert user.password.startswith("argon2$")
+    assert user.check_password(VALID["password"])
+
+
+@pytest.mark.django_db
+def test_register_duplicate_email_in_other_case_is_409(api_client, make_user):
+    make_user(email="taken@example.com")
+
+    response = api_client.post(
+        URL, {**VALID, "email": "TAKEN@example.COM"}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "email_taken"
+    assert User.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "x", "password": "a-long-pass-phrase-9"}, "email"),
+        ({**VALID, "email": "not-an-email"}, "email"),
+        ({**VALID, "email": "a" * 250 + "@x.com"}, "email"),
+        ({**VALID, "name": ""}, "name"),
+        ({**VALID, "name": "n" * 256}, "name"),
+        ({**VALID, "password": "short"}, "password"),
+        ({**VALID, "password": "password1234"}, "password"),
+        ({**VALID, "password": "12345678901234"}, "password"),
+        ({**VALID, "is_staff": True}, "is_staff"),
+        ({**VALID, "nickname": "x"}, "nickname"),
+        ({**VALID, "name": ["list"]}, "name"),
+    ],
+)
+def test_register_bad_input_is_400_naming_the_field(api_client, payload, field):
+    response = api_client.post(URL, payload, format="json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert field in {error["field"] for error in body["errors"]}
+    assert User.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "code"),
+    [
+        ('{"email": "a@b.c",', "application/json", 400, "malformed_request"),
+        ("[1, 2]", "application/json", 400, "validation_error"),
+        (
+            "email=a@b.c",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+        ),
+    ],
+)
+def test_register_unparseable_body_is_a_clear_4xx(
+    api_client, raw, content_type, status, code
+):
+    response = api_client.generic("POST", URL, raw, content_type=content_type)
+
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert User.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_register_ignores_a_stale_bearer_token(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+
+    response = api_client.post(URL, VALID, format="json")
+
+    assert response.status_code == 201

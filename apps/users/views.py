@@ -1,0 +1,200 @@
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.openapi import problems
+from apps.users import selectors, services
+from apps.users.serializers import (
+    JwksSerializer,
+    LoginSerializer,
+    RefreshSerializer,
+    TokenPairSerializer,
+    UserCreateSerializer,
+    UserSerializer,
+    UserUpdateSerializer,
+)
+from apps.users.tokens import (
+    RefreshToken,
+    public_jwk,
+    refresh_token_parse,
+    refresh_token_rotate,
+)
+
+
+def _token_pair(refresh: RefreshToken) -> dict:
+    lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    return {
+        "access": str(refresh.access_token),
+        "refresh": str(refresh),
+        "token_type": "Bearer",
+        "expires_in": int(lifetime.total_seconds()),
+    }
+
+
+class PublicView(APIView):
+    """An endpoint that needs no credentials and ignores any sent.
+
+    A stale Authorization header must not stop a login. DRF turns 401 into
+    403 on views without authenticators unless they name a scheme.
+    """
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class UserCollectionView(APIView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [AllowAny()]
+        return [IsAuthenticated(), IsAdminUser()]
+
+    def get_authenticators(self):
+        # Registration is public: a stale token must not block it.
+        if self.request is not None and self.request.method == "POST":
+            return []
+        return super().get_authenticators()
+
+    @extend_schema(
+        operation_id="users_list",
+        summary="List users (staff only)",
+        responses={200: UserSerializer(many=True), **problems(400, 401, 403)},
+    )
+    def get(self, request):
+        paginator = self.pagination_class_instance()
+        page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
+        return paginator.get_paginated_response(UserSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="users_register",
+        summary="Register a new user",
+        request=UserCreateSerializer,
+        responses={201: UserSerializer, **problems(400, 409)},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = UserCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_create(**serializer.validated_data)
+        location = reverse("users:detail", kwargs={"user_id": user.id})
+        return Response(
+            UserSerializer(user).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+    def pagination_class_instance(self):
+        from apps.core.pagination import PageNumberPagination
+
+        return PageNumberPagination()
+
+
+class UserDetailView(APIView):
+    @extend_schema(
+        operation_id="users_retrieve",
+        summary="A user (themself, or anyone for staff)",
+        responses={200: UserSerializer, **problems(401, 404)},
+    )
+    def get(self, request, user_id):
+        user = selectors.user_get_visible(actor=request.user, user_id=user_id)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(
+        operation_id="users_replace",
+        summary="Replace a user's profile",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer, **problems(400, 401, 404, 409)},
+    )
+    def put(self, request, user_id):
+        return self._update(request, user_id, partial=False)
+
+    @extend_schema(
+        operation_id="users_update",
+        summary="Update part of a user's profile",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer, **problems(400, 401, 404, 409)},
+    )
+    def patch(self, request, user_id):
+        return self._update(request, user_id, partial=True)
+
+    @extend_schema(
+        operation_id="users_delete",
+        summary="Delete a user",
+        responses={204: None, **problems(401, 404)},
+    )
+    def delete(self, request, user_id):
+        user = selectors.user_get_visible(actor=request.user, user_id=user_id)
+        services.user_delete(user=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, user_id, *, partial):
+        user = selectors.user_get_visible(actor=request.user, user_id=user_id)
+        serializer = UserUpdateSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_update(user=user, **serializer.validated_data)
+        return Response(UserSerializer(user).data)
+
+
+class LoginView(PublicView):
+    @extend_schema(
+        operation_id="users_login",
+        summary="Log in: email and password for an access and a refresh token",
+        request=LoginSerializer,
+        responses={200: TokenPairSerializer, **problems(400, 401)},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_authenticate(**serializer.validated_data)
+        return Response(_token_pair(RefreshToken.for_user(user)))
+
+
+class TokenRefreshView(PublicView):
+    @extend_schema(
+        operation_id="users_token_refresh",
+        summary="Trade a refresh token for a new pair (the old one is revoked)",
+        request=RefreshSerializer,
+        responses={200: TokenPairSerializer, **problems(400, 401)},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh = refresh_token_rotate(serializer.validated_data["refresh"])
+        return Response(_token_pair(refresh))
+
+
+class LogoutView(PublicView):
+    @extend_schema(
+        operation_id="users_logout",
+        summary="Log out: revoke a refresh token",
+        request=RefreshSerializer,
+        responses={204: None, **problems(400, 401)},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh_token_parse(serializer.validated_data["refresh"]).blacklist()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class JwksView(PublicView):
+    @extend_schema(
+        operation_id="jwks",
+        summary="Public keys that verify the access tokens (JWKS)",
+        responses={200: JwksSerializer},
+        auth=[],
+    )
+    def get(self, request):
+        jwk = public_jwk(settings.SIMPLE_JWT["VERIFYING_KEY"])
+        response = Response({"keys": [jwk]})
+        response["Cache-Control"] = "public, max-age=300"
+        return response

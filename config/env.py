@@ -1,0 +1,50 @@
+"""The one place settings read the environment (django-environ)."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+# A local .env is a convenience for development; real deployments set the
+# environment itself.
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"))
+
+
+def database(var: str, default: str | None = None) -> dict:
+    """Return a DATABASES entry from the URL in environment variable ``var``.
+
+    ``postgres://``, ``sqlite:///`` and ``mongodb://`` (django-mongodb-backend)
+    URLs are understood. Without a default, a missing variable is an error.
+    """
+    url = env.str(var) if default is None else env.str(var, default=default)
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        # django-mongodb-backend takes the whole URI as HOST; the database
+        # name is the URI's path. Imported only when used: the backend
+        # registers a __search lookup that would shadow PostgreSQL's.
+        return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": ""}
+    config = environ.Env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        config["CONN_HEALTH_CHECKS"] = True
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"].setdefault(
+            "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+        )
+    return config
+
+
+def cache(url: str) -> dict:
+    """Return a CACHES entry: ``redis://`` uses Django's Redis backend."""
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    if url.startswith("locmem://"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    raise ValueError(f"Unsupported CACHE_URL scheme: {url!r}")

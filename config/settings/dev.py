@@ -1,0 +1,21 @@
+"""Development: the embedded default (SQLite files under var/, tasks inline)."""
+
+from config.env import VAR_DIR, env
+from config.keys import load_or_create_keypair
+
+from .base import *  # noqa: F403
+from .base import SIMPLE_JWT
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production"
+)
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"]
+)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+
+VAR_DIR.mkdir(exist_ok=True)
+_private, _public = load_or_create_keypair(VAR_DIR / "keys")
+SIMPLE_JWT["SIGNING_KEY"] = env.str("JWT_PRIVATE_KEY", multiline=True, default=_private)
+SIMPLE_JWT["VERIFYING_KEY"] = env.str("JWT_PUBLIC_KEY", multiline=True, default=_public)

@@ -1,0 +1,28 @@
+"""Tests: the real PostgreSQL, RabbitMQ and Redis on localhost."""
+
+import os
+
+# Read before base.py so the defaults below apply to every alias.
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+os.environ.setdefault(
+    "ORDERS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_orders"
+)
+os.environ.setdefault(
+    "CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop_catalog"
+)
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+from config.env import VAR_DIR  # noqa: E402
+from config.keys import load_or_create_keypair  # noqa: E402
+
+from .base import *  # noqa: E402, F403
+from .base import SIMPLE_JWT  # noqa: E402
+
+SECRET_KEY = "test-only-secret-key-with-enough-length-and-entropy-0123456789"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+
+_private, _public = load_or_create_keypair(VAR_DIR / "test-keys")
+SIMPLE_JWT["SIGNING_KEY"] = _private
+SIMPLE_JWT["VERIFYING_KEY"] = _public

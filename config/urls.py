@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import health
+from apps.users.views import JwksView
+
+handler400 = "apps.core.problems.bad_request"
+handler403 = "apps.core.problems.permission_denied"
+handler404 = "apps.core.problems.not_found"
+handler500 = "apps.core.problems.server_error"
+
+api_v1 = [
+    path("", include("apps.users.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Saga engine and the create-order saga (not built yet)."""

@@ -1,0 +1,65 @@
+import logging
+
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_unknown_path_is_problem_json_404(api_client):
+    response = api_client.get("/api/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_found"
+    assert body["status"] == 404
+    assert body["type"] == "urn:shop:problem:not_found"
+
+
+@pytest.mark.django_db
+def test_wrong_method_on_api_view_is_problem_json_405(api_client):
+    response = api_client.delete("/api/v1/users/login")
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_wrong_method_on_plain_django_view_is_problem_json_405(api_client):
+    response = api_client.post("/health/live")
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "method_not_allowed"
+    assert response["Allow"] == "GET"
+
+
+@pytest.mark.urls("tests.urls_failing")
+@pytest.mark.parametrize("path", ["/boom/api", "/boom/django"])
+def test_500_is_problem_json_without_traceback_and_is_logged(path, caplog):
+    client = Client(raise_request_exception=False)
+
+    with caplog.at_level(logging.ERROR):
+        response = client.get(path, HTTP_X_REQUEST_ID="req-123")
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["X-Request-ID"] == "req-123"
+    body = response.json()
+    assert body["code"] == "internal_error"
+    assert "secret" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert any("secret internal detail" in str(r.exc_info) for r in caplog.records)
+
+
+def test_every_response_carries_a_request_id(api_client):
+    response = api_client.get("/health/live")
+
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_problem_json_is_negotiable(api_client):
+    response = api_client.get("/api/v1/users", HTTP_ACCEPT="application/problem+json")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"

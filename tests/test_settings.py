@@ -1,0 +1,55 @@
+"""Settings behaviour, run the way an operator would: manage.py in a subprocess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from config.keys import load_or_create_keypair
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _manage(*args, env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _clean_env():
+    keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "SYSTEMROOT")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+def test_prod_refuses_to_start_without_its_secrets():
+    result = _manage(
+        "check", env={**_clean_env(), "DJANGO_SETTINGS_MODULE": "config.settings.prod"}
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_prod_passes_check_deploy_with_no_warnings(tmp_path):
+    private_pem, _ = load_or_create_keypair(tmp_path)
+    env = {
+        **_clean_env(),
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "DJANGO_SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz!@#$",
+        "DJANGO_ALLOWED_HOSTS": "shop.example.com",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop",
+        "ORDERS_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop_orders",
+        "CATALOG_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop_catalog",
+        "JWT_PRIVATE_KEY": private_pem,
+    }
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
