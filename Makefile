@@ -22,6 +22,7 @@ migrate: $(VENV)/.installed
 demo: migrate
 	@echo "Demo accounts:"
 	@$(PY) manage.py seed_demo_users
+	@$(PY) manage.py load_catalog --count $(CATALOG_DEMO_COUNT) --verbosity 0
 
 ## make run: the app on the embedded default (SQLite, tasks inline) with demo data
 run: demo

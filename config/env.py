@@ -14,11 +14,14 @@ if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"))
 
 
-def database(var: str, default: str | None = None) -> dict:
+def database(
+    var: str, default: str | None = None, *, pg_settings: dict | None = None
+) -> dict:
     """Return a DATABASES entry from the URL in environment variable ``var``.
 
     ``postgres://``, ``sqlite:///`` and ``mongodb://`` (django-mongodb-backend)
     URLs are understood. Without a default, a missing variable is an error.
+    ``pg_settings`` are PostgreSQL run-time parameters for every session.
     """
     url = env.str(var) if default is None else env.str(var, default=default)
     if url.startswith(("mongodb://", "mongodb+srv://")):
@@ -34,6 +37,10 @@ def database(var: str, default: str | None = None) -> dict:
         config["OPTIONS"].setdefault(
             "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
         )
+        if pg_settings:
+            config["OPTIONS"].setdefault(
+                "options", " ".join(f"-c {k}={v}" for k, v in pg_settings.items())
+            )
     return config
 
 

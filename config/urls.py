@@ -12,6 +12,7 @@ handler500 = "apps.core.problems.server_error"
 
 api_v1 = [
     path("", include("apps.users.urls")),
+    path("", include("apps.products.urls")),
 ]
 
 urlpatterns = [

@@ -41,3 +41,14 @@ class ProblemSerializer(serializers.Serializer):
     instance = serializers.CharField(required=False)
     request_id = serializers.CharField(required=False)
     errors = ProblemErrorSerializer(many=True, required=False)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, booleans and other non-strings."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)

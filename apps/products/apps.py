@@ -4,3 +4,4 @@ from django.apps import AppConfig
 class ProductsConfig(AppConfig):
     name = "apps.products"
     label = "products"
+    verbose_name = "Catalog"

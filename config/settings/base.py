@@ -78,13 +78,23 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # ---------------------------------------------------------------------------
 # Databases: one alias per bounded context (DESIGN.md, "Data")
 # ---------------------------------------------------------------------------
+# Search on PostgreSQL: how alike a misspelt word must be to a word of a
+# product name (pg_trgm word similarity, 0-1; the extension's default 0.6
+# misses most one-letter typos).
+CATALOG_PG_SETTINGS = {
+    "pg_trgm.word_similarity_threshold": env.float(
+        "CATALOG_SEARCH_TYPO_THRESHOLD", default=0.45
+    )
+}
 DATABASES = {
     "default": database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'default.sqlite3'}"),
     "orders": database(
         "ORDERS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'orders.sqlite3'}"
     ),
     "catalog": database(
-        "CATALOG_DATABASE_URL", f"sqlite:///{VAR_DIR / 'catalog.sqlite3'}"
+        "CATALOG_DATABASE_URL",
+        f"sqlite:///{VAR_DIR / 'catalog.sqlite3'}",
+        pg_settings=CATALOG_PG_SETTINGS,
     ),
 }
 DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
@@ -197,5 +207,19 @@ LOGGING = {
     "loggers": {
         # Requests that end in 4xx are the client's business, not the log's.
         "django.request": {"level": "ERROR"},
+    },
+}
+
+# ---------------------------------------------------------------------------
+# Catalog
+# ---------------------------------------------------------------------------
+# How long stock stays held for an order before the sweeper releases it.
+CATALOG_RESERVATION_TTL_SECONDS = env.int(
+    "CATALOG_RESERVATION_TTL_SECONDS", default=15 * 60
+)
+CELERY_BEAT_SCHEDULE = {
+    "catalog-release-expired-reservations": {
+        "task": "apps.products.tasks.reservations_release_expired_task",
+        "schedule": env.int("CATALOG_SWEEP_INTERVAL_SECONDS", default=60),
     },
 }

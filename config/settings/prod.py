@@ -7,7 +7,7 @@ from config.env import database, env
 from config.keys import public_pem_from_private
 
 from .base import *  # noqa: F403
-from .base import SIMPLE_JWT
+from .base import CATALOG_PG_SETTINGS, SIMPLE_JWT
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -16,7 +16,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES = {
     "default": database("DATABASE_URL"),
     "orders": database("ORDERS_DATABASE_URL"),
-    "catalog": database("CATALOG_DATABASE_URL"),
+    "catalog": database("CATALOG_DATABASE_URL", pg_settings=CATALOG_PG_SETTINGS),
 }
 
 _private = env.str("JWT_PRIVATE_KEY", multiline=True)

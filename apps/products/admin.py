@@ -1,0 +1,107 @@
+from django import forms
+from django.contrib import admin, messages
+
+from apps.core.errors import DomainError
+from apps.products import services
+from apps.products.models import Product, StockAdjustment, StockReservation
+
+
+class StockLevelFilter(admin.SimpleListFilter):
+    title = "stock"
+    parameter_name = "stock_level"
+
+    def lookups(self, request, model_admin):
+        return [("out", "Out of stock"), ("low", "Low (1-10)"), ("in", "In stock")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "out":
+            return queryset.filter(stock=0)
+        if self.value() == "low":
+            return queryset.filter(stock__gte=1, stock__lte=10)
+        if self.value() == "in":
+            return queryset.filter(stock__gt=0)
+        return queryset
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "category", "price", "stock", "is_archived")
+    list_filter = ("is_archived", StockLevelFilter, "category")
+    search_fields = ("id", "name", "category")
+    # Stock changes only through recorded adjustments.
+    readonly_fields = ("stock", "sold_count", "version", "created_at", "updated_at")
+    actions = ("archive", "unarchive")
+    list_per_page = 50
+    show_full_result_count = False
+
+    @admin.action(description="Archive (hide from customers)")
+    def archive(self, request, queryset):
+        for product_id in queryset.values_list("id", flat=True):
+            services.product_set_archived(product_id=product_id, archived=True)
+        self.message_user(request, "Archived.")
+
+    @admin.action(description="Unarchive")
+    def unarchive(self, request, queryset):
+        for product_id in queryset.values_list("id", flat=True):
+            services.product_set_archived(product_id=product_id, archived=False)
+        self.message_user(request, "Unarchived.")
+
+
+class StockAdjustmentForm(forms.ModelForm):
+    class Meta:
+        model = StockAdjustment
+        fields = ("product_id", "delta", "reason")
+
+
+@admin.register(StockAdjustment)
+class StockAdjustmentAdmin(admin.ModelAdmin):
+    """Operators add an adjustment (product, units, reason); it is applied
+    to the stock and kept as a record. Records cannot be edited."""
+
+    form = StockAdjustmentForm
+    list_display = (
+        "created_at",
+        "product_id",
+        "delta",
+        "stock_after",
+        "reason",
+        "actor_email",
+    )
+    search_fields = ("product_id", "reason", "actor_email")
+    list_filter = ("created_at",)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        try:
+            adjustment = services.stock_adjust(
+                product_id=obj.product_id,
+                delta=obj.delta,
+                reason=obj.reason,
+                actor_id=str(request.user.pk),
+                actor_email=request.user.email,
+            )
+        except DomainError as exc:
+            self.message_user(request, f"Not applied: {exc.detail}", messages.ERROR)
+            return
+        obj.pk = adjustment.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if obj.pk is None or not StockAdjustment.objects.filter(pk=obj.pk).exists():
+            return self.response_post_save_add(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+
+@admin.register(StockReservation)
+class StockReservationAdmin(admin.ModelAdmin):
+    list_display = ("order_ref", "status", "expires_at", "created_at")
+    list_filter = ("status",)
+    search_fields = ("order_ref",)
+    readonly_fields = [f.name for f in StockReservation._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

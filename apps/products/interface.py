@@ -1,0 +1,155 @@
+"""The catalog's service interface: product look-ups and stock reservations.
+
+Returns frozen DTOs. Every reservation call is idempotent per order
+reference, so a saga step may safely repeat it.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from apps.core.errors import Conflict, NotFound
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+    title = "Product not found"
+
+
+class InsufficientStock(Conflict):
+    """Some items are short; ``data["items"]`` names every one of them."""
+
+    code = "insufficient_stock"
+    title = "Insufficient stock"
+
+
+class ReservationNotFound(NotFound):
+    code = "reservation_not_found"
+    title = "Reservation not found"
+
+
+class ReservationConflict(Conflict):
+    """The order reference was used before with other items, or the
+    reservation is in a state that does not allow the call."""
+
+    code = "reservation_conflict"
+    title = "Reservation conflict"
+
+
+@dataclass(frozen=True)
+class ProductDTO:
+    id: str
+    name: str
+    price: Decimal
+    stock: int
+    is_archived: bool
+
+    @classmethod
+    def from_model(cls, product) -> "ProductDTO":
+        return cls(
+            id=product.id,
+            name=product.name,
+            price=product.price,
+            stock=product.stock,
+            is_archived=product.is_archived,
+        )
+
+
+@dataclass(frozen=True)
+class ReservationItem:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ReservationDTO:
+    order_ref: str
+    status: str
+    items: tuple[ReservationItem, ...]
+    expires_at: datetime
+
+    @classmethod
+    def from_model(cls, reservation) -> "ReservationDTO":
+        return cls(
+            order_ref=reservation.order_ref,
+            status=reservation.status,
+            items=tuple(
+                ReservationItem(i["product_id"], i["quantity"])
+                for i in reservation.items
+            ),
+            expires_at=reservation.expires_at,
+        )
+
+
+def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
+    """Return the products among ``product_ids`` that exist, keyed by id
+    (archived ones included: order history needs them)."""
+    from apps.products import selectors
+
+    return {
+        p.id: ProductDTO.from_model(p)
+        for p in selectors.product_list_by_ids(product_ids=list(product_ids))
+    }
+
+
+def reserve_stock(
+    *,
+    order_ref: str,
+    items: Iterable[ReservationItem],
+    ttl_seconds: int | None = None,
+) -> ReservationDTO:
+    """Hold stock for an order: all items or none.
+
+    Args:
+        order_ref: the caller's idempotency key (the order id).
+        items: products and quantities; repeated products are summed.
+        ttl_seconds: how long the hold lasts before the sweeper releases it
+            (default: settings.CATALOG_RESERVATION_TTL_SECONDS).
+
+    Returns the reservation (status "active"); the same call again returns
+    the same reservation without taking stock twice.
+
+    Raises:
+        InsufficientStock: some items are short (unknown and archived
+            products count as short); nothing is held.
+        ReservationConflict: ``order_ref`` was used with other items, or its
+            reservation was already released.
+    """
+    from apps.products import services
+
+    return ReservationDTO.from_model(
+        services.stock_reserve(
+            order_ref=order_ref,
+            items=[(i.product_id, i.quantity) for i in items],
+            ttl_seconds=ttl_seconds,
+        )
+    )
+
+
+def release_stock(*, order_ref: str) -> ReservationDTO | None:
+    """Give back the stock held for ``order_ref`` (a saga compensation).
+
+    Idempotent: releasing twice, or releasing a reference that holds nothing
+    (never reserved, or failed), is not an error. Returns the reservation,
+    or None when there is none.
+
+    Raises:
+        ReservationConflict: the reservation was already committed (sold).
+    """
+    from apps.products import services
+
+    reservation = services.stock_release(order_ref=order_ref)
+    return ReservationDTO.from_model(reservation) if reservation else None
+
+
+def commit_stock(*, order_ref: str) -> ReservationDTO:
+    """Turn the held stock into a sale. Idempotent.
+
+    Raises:
+        ReservationNotFound: nothing was reserved for ``order_ref``.
+        ReservationConflict: the reservation was released or expired.
+    """
+    from apps.products import services
+
+    return ReservationDTO.from_model(services.stock_commit(order_ref=order_ref))

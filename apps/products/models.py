@@ -1,0 +1,104 @@
+"""Catalog persistence. Fields work on PostgreSQL, SQLite and MongoDB.
+
+String or UUID primary keys only (django-mongodb-backend has no AutoField),
+JSONField for lists and free-form attributes, no foreign keys.
+"""
+
+import uuid
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+def new_product_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Product(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_product_id)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="", max_length=5000)
+    price = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+    # The quantity available to sell: reservations take from it.
+    stock = models.PositiveIntegerField(default=0)
+    category = models.CharField(max_length=100)
+    tags = models.JSONField(default=list, blank=True)
+    images = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    # Hidden from customers, kept for order history.
+    is_archived = models.BooleanField(default=False)
+    # Units sold (committed reservations): "best selling" ordering.
+    sold_count = models.PositiveIntegerField(default=0)
+    # Bumped by every write, stock included: the ETag, and the guard
+    # against lost updates.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["category", "price"], name="product_category_price"),
+            models.Index(fields=["price"], name="product_price"),
+            models.Index(fields=["-created_at"], name="product_created"),
+            models.Index(fields=["-sold_count"], name="product_sold"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+
+class StockAdjustment(models.Model):
+    """An operator's change of stock, with who, when, how much and why."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product_id = models.CharField(max_length=64, db_index=True)
+    delta = models.IntegerField(help_text="Units added (negative: removed).")
+    stock_after = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500)
+    actor_id = models.CharField(max_length=64, blank=True, default="")
+    actor_email = models.CharField(max_length=254, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.product_id} {self.delta:+d}: {self.reason}"
+
+
+class ReservationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # being applied item by item
+    ACTIVE = "active", "Active"  # stock held for the order
+    COMMITTED = "committed", "Committed"  # sold
+    RELEASED = "released", "Released"  # stock given back (cancel or expiry)
+    FAILED = "failed", "Failed"  # interrupted, repaired by the sweeper
+
+
+class StockReservation(models.Model):
+    """Stock held for one order reference; makes every call idempotent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order_ref = models.CharField(max_length=100, unique=True)
+    # [{"product_id": str, "quantity": int}], sorted by product id.
+    items = models.JSONField()
+    # Product ids of the items, for "open reservations of a product".
+    product_ids = models.JSONField()
+    # Product ids whose stock has been taken so far (repair after a crash).
+    applied = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=16, choices=ReservationStatus.choices, default="pending"
+    )
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="reservation_due"),
+        ]
+
+    def __str__(self):
+        return f"{self.order_ref} ({self.status})"

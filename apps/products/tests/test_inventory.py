@@ -1,0 +1,239 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from apps.products.interface import (
+    InsufficientStock,
+    ReservationConflict,
+    ReservationItem,
+    ReservationNotFound,
+    commit_stock,
+    release_stock,
+    reserve_stock,
+)
+from apps.products.models import Product, StockReservation
+
+pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
+
+
+def stock(product_id: str) -> int:
+    return Product.objects.get(pk=product_id).stock
+
+
+def test_reserve_takes_stock_for_every_item(make_product):
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=2)
+
+    reservation = reserve_stock(
+        order_ref="o1",
+        items=[
+            ReservationItem("a", 2),
+            ReservationItem("b", 2),
+            ReservationItem("a", 1),
+        ],
+    )
+
+    assert reservation.status == "active"
+    assert reservation.items == (ReservationItem("a", 3), ReservationItem("b", 2))
+    assert (stock("a"), stock("b")) == (2, 0)
+
+
+def test_reserve_is_all_or_nothing_and_names_every_short_item(make_product):
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=1)
+    make_product(id="c", stock=0)
+
+    with pytest.raises(InsufficientStock) as caught:
+        reserve_stock(
+            order_ref="o1",
+            items=[
+                ReservationItem("a", 2),
+                ReservationItem("b", 3),
+                ReservationItem("c", 1),
+                ReservationItem("ghost", 1),
+            ],
+        )
+
+    assert caught.value.data["items"] == [
+        {"product_id": "b", "requested": 3, "available": 1},
+        {"product_id": "c", "requested": 1, "available": 0},
+        {"product_id": "ghost", "requested": 1, "available": 0},
+    ]
+    assert (stock("a"), stock("b"), stock("c")) == (5, 1, 0)
+    assert not StockReservation.objects.exists()
+
+
+def test_archived_products_cannot_be_reserved(make_product):
+    make_product(id="a", stock=5, is_archived=True)
+
+    with pytest.raises(InsufficientStock):
+        reserve_stock(order_ref="o1", items=[ReservationItem("a", 1)])
+    assert stock("a") == 5
+
+
+def test_reserve_is_idempotent_per_order_ref(make_product):
+    make_product(id="a", stock=5)
+    items = [ReservationItem("a", 2)]
+
+    first = reserve_stock(order_ref="o1", items=items)
+    again = reserve_stock(order_ref="o1", items=items)
+
+    assert first == again
+    assert stock("a") == 3
+
+
+def test_same_order_ref_with_other_items_is_a_conflict(make_product):
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+
+    with pytest.raises(ReservationConflict):
+        reserve_stock(order_ref="o1", items=[ReservationItem("a", 3)])
+    assert stock("a") == 3
+
+
+def test_failed_reservation_can_be_retried_once_stock_is_back(make_product):
+    product = make_product(id="a", stock=1)
+    with pytest.raises(InsufficientStock):
+        reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+    Product.objects.filter(pk=product.pk).update(stock=2)
+
+    reservation = reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+
+    assert reservation.status == "active"
+    assert stock("a") == 0
+
+
+def test_release_gives_stock_back_once(make_product):
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="o1", items=[ReservationItem("a", 4)])
+
+    first = release_stock(order_ref="o1")
+    second = release_stock(order_ref="o1")
+
+    assert first.status == second.status == "released"
+    assert stock("a") == 5
+    with pytest.raises(ReservationConflict):
+        reserve_stock(order_ref="o1", items=[ReservationItem("a", 4)])
+
+
+def test_release_of_unknown_reference_is_a_no_op():
+    assert release_stock(order_ref="never-reserved") is None
+
+
+def test_commit_sells_the_reservation_once(make_product):
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+
+    first = commit_stock(order_ref="o1")
+    second = commit_stock(order_ref="o1")
+
+    assert first.status == second.status == "committed"
+    product = Product.objects.get(pk="a")
+    assert (product.stock, product.sold_count) == (3, 2)
+    with pytest.raises(ReservationConflict):
+        release_stock(order_ref="o1")
+    assert stock("a") == 3
+
+
+def test_commit_of_unknown_or_released_reservation_fails(make_product):
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+    release_stock(order_ref="o1")
+
+    with pytest.raises(ReservationNotFound):
+        commit_stock(order_ref="nothing")
+    with pytest.raises(ReservationConflict):
+        commit_stock(order_ref="o1")
+    assert Product.objects.get(pk="a").sold_count == 0
+
+
+def test_periodic_task_releases_expired_reservations(make_product):
+    from apps.products.tasks import reservations_release_expired_task
+
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="old", items=[ReservationItem("a", 2)], ttl_seconds=60)
+    reserve_stock(order_ref="new", items=[ReservationItem("a", 1)], ttl_seconds=3600)
+    StockReservation.objects.filter(order_ref="old").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    outcome = reservations_release_expired_task.apply().get()
+
+    assert outcome == {"released": 1, "repaired": 0}
+    statuses = dict(StockReservation.objects.values_list("order_ref", "status"))
+    assert statuses == {"old": "released", "new": "active"}
+    assert stock("a") == 4
+
+
+def test_sweeper_repairs_a_reservation_interrupted_half_way(make_product):
+    from apps.products.services import reservations_repair_interrupted
+
+    make_product(id="a", stock=3)
+    make_product(id="b", stock=3)
+    # A crash after taking "a" but before "b": stock of "a" is held.
+    Product.objects.filter(pk="a").update(stock=1)
+    StockReservation.objects.create(
+        order_ref="crashed",
+        items=[{"product_id": "a", "quantity": 2}, {"product_id": "b", "quantity": 1}],
+        product_ids=["a", "b"],
+        applied=["a"],
+        expires_at=timezone.now() + timedelta(minutes=15),
+    )
+
+    repaired = reservations_repair_interrupted(
+        older_than=timedelta(0), now=timezone.now() + timedelta(seconds=1)
+    )
+
+    assert repaired == 1
+    assert (stock("a"), stock("b")) == (3, 3)
+    assert StockReservation.objects.get(order_ref="crashed").status == "failed"
+
+
+@pytest.mark.django_db(databases=["default", "catalog"], transaction=True)
+def test_concurrent_buyers_never_oversell(make_product):
+    """40 buyers race for 7 units (threads, each its own PostgreSQL
+    connection): exactly 7 reservations succeed and stock ends at 0."""
+    make_product(id="last-units", stock=7)
+    make_product(id="other", stock=100)
+    start = threading.Barrier(40)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def buy(n: int) -> None:
+        items = [ReservationItem("last-units", 1)]
+        if n % 2:
+            items.append(ReservationItem("other", 1))
+        try:
+            start.wait(timeout=30)
+            reserve_stock(order_ref=f"order-{n}", items=items)
+            result = "ok"
+        except InsufficientStock:
+            result = "short"
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion
+            result = repr(exc)
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=buy, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(set(outcomes)) == ["ok", "short"], outcomes
+    assert outcomes.count("ok") == 7
+    assert stock("last-units") == 0
+    active = StockReservation.objects.filter(status="active")
+    assert active.count() == 7
+    held_other = sum(
+        item["quantity"]
+        for r in active
+        for item in r.items
+        if item["product_id"] == "other"
+    )
+    assert stock("other") == 100 - held_other

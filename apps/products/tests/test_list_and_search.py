@@ -1,0 +1,162 @@
+from decimal import Decimal
+
+import pytest
+
+pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
+
+URL = "/api/v1/products"
+
+
+@pytest.fixture
+def shelf(make_product):
+    return {
+        "kettle": make_product(
+            id="kettle",
+            name="Borealis Kettle",
+            description="Stainless steel, boils fast.",
+            category="Kitchen",
+            price=Decimal("39.90"),
+            stock=5,
+            tags=["home", "coffee"],
+            attributes={"voltage": 230, "colour": "red"},
+            sold_count=3,
+        ),
+        "grinder": make_product(
+            id="grinder",
+            name="Crème Coffee Grinder",
+            description="Grinds beans for your kettle brew.",
+            category="Kitchen",
+            price=Decimal("89.00"),
+            stock=0,
+            tags=["coffee"],
+            attributes={"voltage": 110, "colour": "black"},
+            sold_count=10,
+        ),
+        "novel": make_product(
+            id="novel",
+            name="Winter Novel",
+            description="A story about a coffee shop.",
+            category="Books",
+            price=Decimal("12.50"),
+            stock=40,
+            tags=["reading"],
+            attributes={"language": "en"},
+            sold_count=7,
+        ),
+    }
+
+
+def ids(response):
+    assert response.status_code == 200, response.json()
+    return [p["id"] for p in response.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("category=Kitchen&ordering=price", ["kettle", "grinder"]),
+        ("tag=coffee&ordering=price", ["kettle", "grinder"]),
+        ("tag=coffee&tag=home", ["kettle"]),
+        ("min_price=20&max_price=90&ordering=-price", ["grinder", "kettle"]),
+        ("in_stock=true&ordering=name", ["kettle", "novel"]),
+        ("in_stock=false", ["grinder"]),
+        ("attr.colour=red", ["kettle"]),
+        ("attr.voltage=110", ["grinder"]),
+        ("ordering=best_selling", ["grinder", "novel", "kettle"]),
+        ("ordering=name", ["kettle", "grinder", "novel"]),
+    ],
+)
+def test_list_filters_and_orders(api_client, shelf, query, expected):
+    assert ids(api_client.get(f"{URL}?{query}")) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page_size=101",
+        "page_size=0",
+        "min_price=-1",
+        "min_price=abc",
+        "min_price=50&max_price=10",
+        "ordering=drop+table",
+        "in_stock=maybe",
+        "colour=red",
+        "attr.bad-key=1",
+        "q[$gt]=",
+    ],
+)
+def test_bad_list_parameters_are_400(api_client, shelf, query):
+    response = api_client.get(f"{URL}?{query}")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_list_is_paginated(api_client, shelf):
+    response = api_client.get(f"{URL}?page_size=2&ordering=name")
+
+    body = response.json()
+    assert body["count"] == 3
+    assert len(body["results"]) == 2
+    assert (
+        body["next"].endswith("page=2&page_size=2&ordering=name")
+        or "page=2" in body["next"]
+    )
+
+
+def test_search_ranks_name_matches_above_description_matches(api_client, shelf):
+    result = ids(api_client.get(f"{URL}/search?q=kettle"))
+
+    assert result[0] == "kettle"
+    assert set(result) == {"kettle", "grinder"}
+
+
+def test_search_is_tolerant_of_case_accents_prefixes_and_typos(api_client, shelf):
+    assert ids(api_client.get(f"{URL}/search?q=CREME"))[0] == "grinder"
+    assert ids(api_client.get(f"{URL}/search?q=grind"))[0] == "grinder"
+    assert ids(api_client.get(f"{URL}/search?q=ketle"))[0] == "kettle"
+    assert ids(api_client.get(f"{URL}/search?q=grinedr"))[0] == "grinder"
+
+
+def test_search_matches_category_and_tags(api_client, shelf):
+    assert ids(api_client.get(f"{URL}/search?q=books")) == ["novel"]
+    assert ids(api_client.get(f"{URL}/search?q=reading")) == ["novel"]
+
+
+def test_search_combines_with_filters(api_client, shelf):
+    result = ids(api_client.get(f"{URL}/search?q=coffee&category=Books"))
+
+    assert result == ["novel"]
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "'; DROP TABLE products_product; --",
+        "kettle) OR (1=1",
+        ".*",
+        "a & b | !c:*",
+        '{"$gt": ""}',
+        "\\",
+    ],
+)
+def test_hostile_queries_are_searched_literally(api_client, shelf, q):
+    response = api_client.get(f"{URL}/search", {"q": q})
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) < 3
+    assert api_client.get(URL).json()["count"] == 3
+
+
+@pytest.mark.parametrize("query", ["", "q=", "q=" + "x" * 201, "q=a&bogus=1"])
+def test_missing_or_overlong_query_is_400(api_client, shelf, query):
+    response = api_client.get(f"{URL}/search?{query}")
+
+    assert response.status_code == 400
+
+
+def test_archived_products_are_not_found_by_search(api_client, shelf):
+    shelf["kettle"].is_archived = True
+    shelf["kettle"].save()
+
+    assert "kettle" not in ids(api_client.get(f"{URL}/search?q=kettle"))

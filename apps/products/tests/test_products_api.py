@@ -1,0 +1,246 @@
+from decimal import Decimal
+
+import pytest
+
+from apps.products.models import Product, StockAdjustment
+
+pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
+
+URL = "/api/v1/products"
+NEW = {
+    "name": "Borealis Kettle",
+    "description": "Boils water.",
+    "price": "39.90",
+    "stock": 12,
+    "category": "Kitchen",
+    "tags": ["Home", "coffee"],
+    "images": ["https://img.example.com/kettle.jpg"],
+    "attributes": {"voltage": 230, "colour": "red"},
+}
+
+
+def test_staff_creates_product_with_generated_id_etag_and_location(staff, auth_client):
+    response = auth_client(staff).post(URL, NEW, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert len(body["id"]) == 32
+    assert body["price"] == "39.90"
+    assert body["tags"] == ["coffee", "home"]
+    assert response["Location"] == f"{URL}/{body['id']}"
+    assert response["ETag"] == '"v1"'
+    product = Product.objects.get(pk=body["id"])
+    assert product.price == Decimal("39.90")
+    assert product.attributes == {"voltage": 230, "colour": "red"}
+    initial = StockAdjustment.objects.get(product_id=product.pk)
+    assert (initial.delta, initial.actor_email) == (12, staff.email)
+
+
+def test_create_with_given_id_and_duplicate_is_409(staff, auth_client):
+    client = auth_client(staff)
+
+    first = client.post(URL, {**NEW, "id": "kettle-1"}, format="json")
+    again = client.post(URL, {**NEW, "id": "kettle-1"}, format="json")
+
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert Product.objects.count() == 1
+
+
+def test_anonymous_writes_are_401_and_customer_writes_403(
+    api_client, customer, auth_client, make_product
+):
+    product = make_product()
+
+    assert api_client.post(URL, NEW, format="json").status_code == 401
+    client = auth_client(customer)
+    assert client.post(URL, NEW, format="json").status_code == 403
+    assert (
+        client.patch(f"{URL}/{product.id}", {"stock": 0}, format="json").status_code
+        == 403
+    )
+    assert client.delete(f"{URL}/{product.id}").status_code == 403
+    assert Product.objects.count() == 1
+    product.refresh_from_db()
+    assert product.stock == 10
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"price": "-1.00"}, "price"),
+        ({"price": "1.999"}, "price"),
+        ({"price": "abc"}, "price"),
+        ({"stock": -1}, "stock"),
+        ({"stock": 1.5}, "stock"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": 12}, "name"),
+        ({"category": ""}, "category"),
+        ({"description": "d" * 5001}, "description"),
+        ({"tags": ["ok", 5]}, "tags"),
+        ({"tags": "not-a-list"}, "tags"),
+        ({"tags": ["t" * 51]}, "tags"),
+        ({"images": ["not a url"]}, "images"),
+        ({"images": ["javascript:alert(1)"]}, "images"),
+        ({"images": ["ftp://example.com/a.png"]}, "images"),
+        ({"attributes": {"bad key": 1}}, "attributes"),
+        ({"attributes": {"nested": {"a": 1}}}, "attributes"),
+        ({"attributes": ["list"]}, "attributes"),
+        ({"id": "has space"}, "id"),
+        ({"id": "search"}, "id"),
+        ({"sold_count": 5}, "sold_count"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_product_input_is_400_naming_the_field(staff, auth_client, change, field):
+    response = auth_client(staff).post(URL, {**NEW, **change}, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert response["Content-Type"] == "application/problem+json"
+    fields = {e["field"].split("[")[0].split(".")[0] for e in response.json()["errors"]}
+    assert field in fields
+    assert Product.objects.count() == 0
+
+
+def test_detail_has_etag_and_if_none_match_gives_304(api_client, make_product):
+    product = make_product()
+
+    first = api_client.get(f"{URL}/{product.id}")
+    cached = api_client.get(f"{URL}/{product.id}", HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert first.status_code == 200
+    assert first.json()["id"] == product.id
+    assert cached.status_code == 304
+    assert cached.content == b""
+
+
+def test_unknown_product_is_404(api_client):
+    response = api_client.get(f"{URL}/nope")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "product_not_found"
+
+
+def test_if_match_with_a_stale_version_is_412_and_nothing_changes(
+    staff, auth_client, make_product
+):
+    product = make_product(name="Original")
+    client = auth_client(staff)
+    etag = client.get(f"{URL}/{product.id}")["ETag"]
+    first = client.patch(
+        f"{URL}/{product.id}", {"name": "Operator A"}, format="json", HTTP_IF_MATCH=etag
+    )
+
+    second = client.patch(
+        f"{URL}/{product.id}", {"name": "Operator B"}, format="json", HTTP_IF_MATCH=etag
+    )
+
+    assert first.status_code == 200
+    assert first["ETag"] != etag
+    assert second.status_code == 412
+    assert second.json()["code"] == "precondition_failed"
+    product.refresh_from_db()
+    assert product.name == "Operator A"
+
+
+def test_put_replaces_and_records_stock_change(staff, auth_client, make_product):
+    product = make_product(stock=5, tags=["old"])
+
+    response = auth_client(staff).put(
+        f"{URL}/{product.id}", {**NEW, "stock": 8}, format="json"
+    )
+
+    assert response.status_code == 200, response.json()
+    product.refresh_from_db()
+    assert (product.name, product.stock, product.tags) == (
+        "Borealis Kettle",
+        8,
+        ["coffee", "home"],
+    )
+    adjustment = StockAdjustment.objects.get(product_id=product.id)
+    assert adjustment.delta == 3
+    assert adjustment.stock_after == 8
+
+
+def test_put_missing_fields_is_400_and_id_cannot_change(
+    staff, auth_client, make_product
+):
+    product = make_product()
+    client = auth_client(staff)
+
+    missing = client.put(f"{URL}/{product.id}", {"name": "only"}, format="json")
+    renamed = client.patch(f"{URL}/{product.id}", {"id": "other"}, format="json")
+
+    assert missing.status_code == 400
+    assert renamed.status_code == 400
+    assert Product.objects.filter(pk=product.id).exists()
+
+
+def test_archived_products_are_hidden_from_customers_but_kept(
+    api_client, staff, auth_client, make_product
+):
+    product = make_product()
+    client = auth_client(staff)
+
+    archived = client.post(f"{URL}/{product.id}/archive")
+
+    assert archived.status_code == 200
+    assert archived.json()["is_archived"] is True
+    assert api_client.get(f"{URL}/{product.id}").status_code == 404
+    assert api_client.get(URL).json()["count"] == 0
+    assert client.get(f"{URL}/{product.id}").status_code == 200
+    assert client.get(f"{URL}?archived=true").json()["count"] == 1
+    assert api_client.get(f"{URL}?archived=true").status_code == 400
+    assert client.delete(f"{URL}/{product.id}/archive").json()["is_archived"] is False
+
+
+def test_delete_removes_the_product(staff, auth_client, make_product):
+    product = make_product()
+
+    response = auth_client(staff).delete(f"{URL}/{product.id}")
+
+    assert response.status_code == 204
+    assert not Product.objects.filter(pk=product.id).exists()
+
+
+def test_delete_with_open_reservation_is_409(staff, auth_client, make_product):
+    from apps.products.interface import ReservationItem, reserve_stock
+
+    product = make_product(stock=3)
+    reserve_stock(order_ref="order-1", items=[ReservationItem(product.id, 1)])
+
+    response = auth_client(staff).delete(f"{URL}/{product.id}")
+
+    assert response.status_code == 409
+    assert Product.objects.filter(pk=product.id).exists()
+
+
+def test_stock_adjustment_endpoint_records_reason(staff, auth_client, make_product):
+    product = make_product(stock=4)
+    client = auth_client(staff)
+
+    added = client.post(
+        f"{URL}/{product.id}/stock-adjustments",
+        {"delta": 6, "reason": "delivery 42"},
+        format="json",
+    )
+    too_many = client.post(
+        f"{URL}/{product.id}/stock-adjustments",
+        {"delta": -11, "reason": "breakage"},
+        format="json",
+    )
+    no_reason = client.post(
+        f"{URL}/{product.id}/stock-adjustments", {"delta": 1}, format="json"
+    )
+
+    assert added.status_code == 201
+    assert added.json()["stock"] == 10
+    assert too_many.status_code == 400
+    assert no_reason.status_code == 400
+    product.refresh_from_db()
+    assert product.stock == 10
+    assert list(
+        StockAdjustment.objects.filter(product_id=product.id).values_list(
+            "delta", "reason", "actor_email"
+        )
+    ) == [(6, "delivery 42", staff.email)]

@@ -1,0 +1,300 @@
+import re
+
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.errors import PreconditionFailed
+from apps.core.openapi import problems
+from apps.core.pagination import PageNumberPagination
+from apps.products import selectors, services
+from apps.products.selectors import ATTRIBUTE_KEY, ProductFilters
+from apps.products.serializers import (
+    ProductQuerySerializer,
+    ProductSerializer,
+    ProductWriteSerializer,
+    SearchQuerySerializer,
+    StockAdjustmentSerializer,
+)
+
+ATTRIBUTE_PREFIX = "attr."
+_ETAG = re.compile(r'^(?:W/)?"v(\d{1,12})"$')
+
+
+class ReadOrStaffWrite(BasePermission):
+    """Anyone reads the catalog; only staff change it."""
+
+    def has_permission(self, request, view):
+        if request.method in SAFE_METHODS:
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff)
+
+
+def _is_staff(request) -> bool:
+    user = request.user
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+def _etag(product) -> str:
+    return f'"v{product.version}"'
+
+
+def _expected_version(request) -> int | None:
+    """The version named by If-Match; None when absent or ``*``."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return None
+    versions = [_ETAG.match(tag.strip()) for tag in header.split(",")]
+    matched = [int(m.group(1)) for m in versions if m]
+    if len(matched) != 1:
+        # A tag that can never match this product's.
+        raise PreconditionFailed("If-Match does not name a current version.")
+    return matched[0]
+
+
+def _actor(request) -> dict[str, str]:
+    return {"actor_id": str(request.user.id), "actor_email": request.user.email}
+
+
+def _with_etag(response: Response, product) -> Response:
+    response["ETag"] = _etag(product)
+    return response
+
+
+def _parse_query(request, serializer_class):
+    """Validated query parameters; unknown ones are a 400, not ignored."""
+    params = request.query_params
+    fields = serializer_class().fields
+    unknown = [
+        key
+        for key in params
+        if key not in fields and not key.startswith(ATTRIBUTE_PREFIX)
+    ]
+    errors = {key: ["Unknown query parameter."] for key in unknown}
+    attributes = {}
+    for key in params:
+        if key.startswith(ATTRIBUTE_PREFIX):
+            name = key[len(ATTRIBUTE_PREFIX) :]
+            value = params[key]
+            if not ATTRIBUTE_KEY.match(name):
+                errors[key] = ["Attribute names are a letter then letters, digits, _."]
+            elif len(value) > 200:
+                errors[key] = ["At most 200 characters."]
+            else:
+                attributes[name] = value
+    if len(attributes) > 10:
+        errors["attr"] = ["At most 10 attribute filters."]
+    if errors:
+        raise ValidationError(errors)
+    data = {key: params[key] for key in params if key in fields and key != "tag"}
+    if "tag" in params:
+        data["tag"] = params.getlist("tag")
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    values = serializer.validated_data
+    if values.get("archived") and not _is_staff(request):
+        raise ValidationError({"archived": ["Only staff may list archived products."]})
+    filters = ProductFilters(
+        category=values.get("category"),
+        tags=tuple(values.get("tag", ())),
+        min_price=values.get("min_price"),
+        max_price=values.get("max_price"),
+        in_stock=values.get("in_stock"),
+        attributes=attributes,
+        include_archived=values.get("archived", False),
+    )
+    return filters, values
+
+
+_LIST_PARAMETERS = [
+    OpenApiParameter("category", str, description="Exact category"),
+    OpenApiParameter("tag", str, many=True, description="Has every tag given"),
+    OpenApiParameter("min_price", OpenApiTypes.DECIMAL),
+    OpenApiParameter("max_price", OpenApiTypes.DECIMAL),
+    OpenApiParameter("in_stock", bool),
+    OpenApiParameter("archived", bool, description="Staff: archived products"),
+    OpenApiParameter(
+        "attr.<name>", str, description="Attribute equality, e.g. attr.colour=red"
+    ),
+    OpenApiParameter("ordering", str, enum=sorted(selectors.ORDERINGS)),
+    OpenApiParameter("page", int),
+    OpenApiParameter("page_size", int, description="1 to 100"),
+]
+
+
+def _page(request, view, queryset) -> Response:
+    paginator = PageNumberPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(ProductSerializer(page, many=True).data)
+
+
+class ProductCollectionView(APIView):
+    permission_classes = [ReadOrStaffWrite]
+
+    @extend_schema(
+        operation_id="products_list",
+        summary="List products with filters, ordering and pagination",
+        parameters=_LIST_PARAMETERS,
+        responses={200: ProductSerializer(many=True), **problems(400)},
+        auth=[],
+    )
+    def get(self, request):
+        filters, values = _parse_query(request, ProductQuerySerializer)
+        queryset = selectors.product_list(
+            filters=filters, ordering=values.get("ordering", "newest")
+        )
+        return _page(request, self, queryset)
+
+    @extend_schema(
+        operation_id="products_create",
+        summary="Create a product (staff)",
+        request=ProductWriteSerializer,
+        responses={201: ProductSerializer, **problems(400, 401, 403, 409)},
+    )
+    def post(self, request):
+        serializer = ProductWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_create(
+            **serializer.validated_data, **_actor(request)
+        )
+        location = reverse("products:detail", kwargs={"product_id": product.id})
+        response = Response(
+            ProductSerializer(product).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+        return _with_etag(response, product)
+
+
+class ProductSearchView(APIView):
+    permission_classes = [ReadOrStaffWrite]
+
+    @extend_schema(
+        operation_id="products_search",
+        summary="Full-text search, most relevant first",
+        parameters=[
+            OpenApiParameter("q", str, required=True, description="1-200 chars"),
+            *_LIST_PARAMETERS,
+        ],
+        responses={200: ProductSerializer(many=True), **problems(400)},
+        auth=[],
+    )
+    def get(self, request):
+        filters, values = _parse_query(request, SearchQuerySerializer)
+        results = selectors.product_search(
+            query=values["q"], filters=filters, ordering=values.get("ordering")
+        )
+        return _page(request, self, results)
+
+
+class ProductDetailView(APIView):
+    permission_classes = [ReadOrStaffWrite]
+
+    @extend_schema(
+        operation_id="products_retrieve",
+        summary="A product (ETag; If-None-Match answers 304)",
+        responses={200: ProductSerializer, 304: None, **problems(404)},
+        auth=[],
+    )
+    def get(self, request, product_id):
+        product = selectors.product_get(
+            product_id=product_id, include_archived=_is_staff(request)
+        )
+        etag = _etag(product)
+        if_none_match = request.headers.get("If-None-Match", "")
+        if etag in [tag.strip() for tag in if_none_match.split(",")]:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return _with_etag(Response(ProductSerializer(product).data), product)
+
+    @extend_schema(
+        operation_id="products_replace",
+        summary="Replace a product (staff; honours If-Match)",
+        request=ProductWriteSerializer,
+        responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
+    )
+    def put(self, request, product_id):
+        return self._update(request, product_id, partial=False)
+
+    @extend_schema(
+        operation_id="products_update",
+        summary="Update part of a product (staff; honours If-Match)",
+        request=ProductWriteSerializer,
+        responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
+    )
+    def patch(self, request, product_id):
+        return self._update(request, product_id, partial=True)
+
+    @extend_schema(
+        operation_id="products_delete",
+        summary="Delete a product (staff; 409 while reserved: archive it)",
+        responses={204: None, **problems(401, 403, 404, 409, 412)},
+    )
+    def delete(self, request, product_id):
+        services.product_delete(
+            product_id=product_id, expected_version=_expected_version(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, product_id, *, partial):
+        serializer = ProductWriteSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        if "id" in changes and changes.pop("id") != product_id:
+            raise ValidationError({"id": ["A product's id cannot change."]})
+        product = services.product_update(
+            product_id=product_id,
+            expected_version=_expected_version(request),
+            changes=changes,
+            **_actor(request),
+        )
+        return _with_etag(Response(ProductSerializer(product).data), product)
+
+
+class ProductArchiveView(APIView):
+    permission_classes = [ReadOrStaffWrite]
+
+    @extend_schema(
+        operation_id="products_archive",
+        summary="Archive: hide from customers, keep for order history (staff)",
+        request=None,
+        responses={200: ProductSerializer, **problems(401, 403, 404)},
+    )
+    def post(self, request, product_id):
+        product = services.product_set_archived(product_id=product_id, archived=True)
+        return _with_etag(Response(ProductSerializer(product).data), product)
+
+    @extend_schema(
+        operation_id="products_unarchive",
+        summary="Bring an archived product back (staff)",
+        request=None,
+        responses={200: ProductSerializer, **problems(401, 403, 404)},
+    )
+    def delete(self, request, product_id):
+        product = services.product_set_archived(product_id=product_id, archived=False)
+        return _with_etag(Response(ProductSerializer(product).data), product)
+
+
+class StockAdjustmentView(APIView):
+    permission_classes = [ReadOrStaffWrite]
+
+    @extend_schema(
+        operation_id="products_stock_adjust",
+        summary="Add or remove stock with a reason (staff; recorded)",
+        request=StockAdjustmentSerializer,
+        responses={201: ProductSerializer, **problems(400, 401, 403, 404)},
+    )
+    def post(self, request, product_id):
+        serializer = StockAdjustmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.stock_adjust(
+            product_id=product_id, **serializer.validated_data, **_actor(request)
+        )
+        product = selectors.product_get(product_id=product_id, include_archived=True)
+        response = Response(ProductSerializer(product).data, status=201)
+        return _with_etag(response, product)
