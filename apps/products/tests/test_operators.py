@@ -1,0 +1,125 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from apps.products.interface import ProductDTO, get_products
+from apps.products.models import Product, StockAdjustment
+
+pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_load_catalog_is_deterministic_and_rerunnable():
+    call_command("load_catalog", count=300, verbosity=0)
+    first = list(Product.objects.order_by("id").values_list("id", "name", "price"))
+
+    call_command("load_catalog", count=300, verbosity=0)
+
+    assert len(first) == 300
+    assert (
+        list(Product.objects.order_by("id").values_list("id", "name", "price")) == first
+    )
+    categories = set(Product.objects.values_list("category", flat=True))
+    assert len(categories) >= 6
+    sample = Product.objects.get(pk="demo-0000001")
+    assert sample.tags and sample.attributes and sample.images
+
+
+def test_get_products_returns_dtos_for_known_ids(make_product):
+    make_product(id="a", name="A", is_archived=True)
+
+    found = get_products(["a", "missing"])
+
+    assert list(found) == ["a"]
+    assert isinstance(found["a"], ProductDTO)
+    assert found["a"].is_archived is True
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    return client
+
+
+def test_operator_adjusts_stock_in_the_admin_with_a_reason(
+    admin_client, staff, make_product
+):
+    product = make_product(id="kettle", stock=5)
+
+    response = admin_client.post(
+        "/admin/products/stockadjustment/add/",
+        {"product_id": "kettle", "delta": "-2", "reason": "damaged in transit"},
+    )
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert product.stock == 3
+    adjustment = StockAdjustment.objects.get(product_id="kettle")
+    assert (adjustment.delta, adjustment.stock_after) == (-2, 3)
+    assert adjustment.reason == "damaged in transit"
+    assert adjustment.actor_email == staff.email
+
+
+def test_admin_product_search_and_stock_filter(admin_client, make_product):
+    make_product(id="kettle", name="Borealis Kettle", stock=0)
+    make_product(id="novel", name="Winter Novel", stock=40)
+
+    found = admin_client.get("/admin/products/product/?q=kettle")
+    out_of_stock = admin_client.get("/admin/products/product/?stock_level=out")
+
+    assert found.status_code == 200
+    assert b"Borealis Kettle" in found.content
+    assert b"Winter Novel" not in found.content
+    assert b"Borealis Kettle" in out_of_stock.content
+    assert b"Winter Novel" not in out_of_stock.content
+
+
+def test_admin_archive_action(admin_client, make_product):
+    make_product(id="kettle")
+
+    admin_client.post(
+        "/admin/products/product/",
+        {"action": "archive", "_selected_action": ["kettle"]},
+    )
+
+    assert Product.objects.get(pk="kettle").is_archived is True
+
+
+@pytest.mark.mongodb
+@pytest.mark.skipif(not os.environ.get("MONGODB_URI"), reason="needs MONGODB_URI")
+def test_catalog_runs_on_mongodb():
+    """Migrate, load, search and reserve with the catalog on MongoDB."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "CATALOG_DATABASE_URL": os.environ["MONGODB_URI"],
+    }
+    script = (
+        "from apps.products import selectors, interface as i;"
+        "r = selectors.product_search(query='kettle',"
+        " filters=selectors.ProductFilters());"
+        "assert r and all('ettle' in p.name for p in r[:3]), r;"
+        "p = r[0];"
+        "i.reserve_stock(order_ref='mongo-test', items=[i.ReservationItem(p.id, 1)]);"
+        "assert i.release_stock(order_ref='mongo-test').status == 'released'"
+    )
+    for args in (
+        ["migrate", "--database", "catalog"],
+        ["load_catalog", "--count", "200"],
+        ["shell", "-c", script],
+    ):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
