@@ -141,15 +141,9 @@ def search_terms(query: str) -> list[str]:
     return re.findall(r"\w+", fold(query))[:10]
 
 
-# The weighted document, as indexed by migration 0002 (keep the two equal,
-# or PostgreSQL will not use the index).
-_PG_DOCUMENT = (
-    "setweight(to_tsvector('simple', shop_unaccent(coalesce(name, ''))), 'A')"
-    " || setweight(to_tsvector('simple', shop_unaccent(coalesce(category, '')"
-    " || ' ' || coalesce(tags::text, ''))), 'B')"
-    " || setweight(to_tsvector('simple', shop_unaccent(coalesce(description, ''))),"
-    " 'C')"
-)
+# The weighted document (name A; category and tags B; description C) is a
+# generated column added by migration 0002, unknown to the Django model.
+_PG_DOCUMENT = "products_product.search_document"
 _PG_NAME = "shop_unaccent(lower(name))"
 
 
