@@ -19,10 +19,12 @@ from django.db.models import (
     IntegerField,
     Q,
     QuerySet,
+    TextField,
     Value,
     When,
 )
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 
 from apps.products.interface import ProductNotFound
 from apps.products.models import Product
@@ -63,7 +65,10 @@ def json_list_contains(queryset: QuerySet, field_name: str, value: str) -> Query
         # MongoDB matches an array field against one of its elements.
         return queryset.filter(**{field_name: value})
     # SQLite: the JSON text holds the element's JSON encoding.
-    return queryset.filter(**{f"{field_name}__contains": json.dumps(value)})
+    alias = f"_{field_name}_text"
+    return queryset.alias(**{alias: Cast(field_name, TextField())}).filter(
+        **{f"{alias}__contains": json.dumps(value)}
+    )
 
 
 def product_list_by_ids(*, product_ids: list[str]) -> list[Product]:

@@ -1,0 +1,77 @@
+"""The embedded default (SQLite files, tasks inline), run as `make run` would:
+manage.py in a subprocess against fresh SQLite files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CLIENT_SCRIPT = """
+import json
+from django.test import Client
+c = Client()
+out = {}
+for name, path in [
+    ("tag", "/api/v1/products?tag=coffee&page_size=5"),
+    ("attr", "/api/v1/products?attr.voltage=230&page_size=5"),
+    ("search", "/api/v1/products/search?q=KETTLE&page_size=5"),
+    ("ordered", "/api/v1/products?ordering=best_selling&page_size=3"),
+    ("ready", "/health/ready"),
+]:
+    r = c.get(path, HTTP_HOST="127.0.0.1")
+    out[name] = [r.status_code, r.json()]
+login = c.post(
+    "/api/v1/users/login",
+    {"email": "customer@shop.local", "password": "customer-demo-pass-2026"},
+    content_type="application/json",
+    HTTP_HOST="127.0.0.1",
+)
+out["login"] = [login.status_code, login.json()]
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
+        "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orders.sqlite3'}",
+        "CATALOG_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+        "CACHE_URL": "locmem://",
+        "CELERY_BROKER_URL": "memory://",
+    }
+
+    def manage(*args):
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    for alias in ("default", "orders", "catalog"):
+        manage("migrate", "--database", alias, "--verbosity", "0")
+    credentials = manage("seed_demo_users")
+    manage("load_catalog", "--count", "300", "--verbosity", "0")
+    output = manage("shell", "-c", CLIENT_SCRIPT)
+
+    assert "customer@shop.local" in credentials
+    result = json.loads(output.split("RESULT", 1)[1])
+    for name, (status, _) in result.items():
+        assert status == 200, (name, result[name])
+    assert all("coffee" in p["tags"] for p in result["tag"][1]["results"])
+    assert result["tag"][1]["count"] > 0
+    assert all(p["attributes"]["voltage"] == 230 for p in result["attr"][1]["results"])
+    assert result["search"][1]["count"] > 0
+    assert "Kettle" in result["search"][1]["results"][0]["name"]
+    sold = [p["sold_count"] for p in result["ordered"][1]["results"]]
+    assert sold == sorted(sold, reverse=True)
+    assert result["login"][1]["token_type"] == "Bearer"
