@@ -8,10 +8,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-# A local .env is a convenience for development; real deployments set the
-# environment itself.
-if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"))
+
+
+def read_dot_env() -> None:
+    """Load a local .env (development only; deployments set the environment,
+    and tests must not depend on a developer's file)."""
+    if (BASE_DIR / ".env").is_file():
+        env.read_env(str(BASE_DIR / ".env"))
 
 
 def database(

@@ -1,7 +1,7 @@
 import logging
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 
 @pytest.mark.django_db
@@ -63,3 +63,11 @@ def test_problem_json_is_negotiable(api_client):
 
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
+
+
+@override_settings(DEBUG=True)
+def test_404_code_is_the_same_with_debug_on(api_client):
+    response = api_client.get("/no/such/page")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

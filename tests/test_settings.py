@@ -47,6 +47,8 @@ def test_prod_passes_check_deploy_with_no_warnings(tmp_path):
         "ORDERS_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop_orders",
         "CATALOG_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/shop_catalog",
         "JWT_PRIVATE_KEY": private_pem,
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
     }
 
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)

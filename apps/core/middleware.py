@@ -3,6 +3,13 @@ import uuid
 
 from apps.core.problems import problem, problem_response
 
+_CODES = {
+    400: "bad_request",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -43,14 +50,13 @@ class ProblemDetailsMiddleware:
             and not getattr(response, "streaming", False)
         ):
             status = response.status_code
-            code = "method_not_allowed" if status == 405 else f"http_{status}"
+            code = _CODES.get(status, f"http_{status}")
             headers = {}
             if status == 405 and response.has_header("Allow"):
                 headers["Allow"] = response["Allow"]
-            detail = (
-                f"Method {request.method} is not allowed here."
-                if status == 405
-                else "The request failed."
-            )
+            detail = {
+                404: "No resource at this address.",
+                405: f"Method {request.method} is not allowed here.",
+            }.get(status, "The request failed.")
             return problem_response(request, problem(status, code, detail), headers)
         return response

@@ -9,19 +9,25 @@ class StrictSerializer(serializers.Serializer):
     """
 
     def to_internal_value(self, data):
+        unknown = {}
         if isinstance(data, dict):
             writable = {
                 name for name, field in self.fields.items() if not field.read_only
             }
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name: ["Unknown field, or one that cannot be set."]
-                        for name in unknown
-                    }
-                )
-        return super().to_internal_value(data)
+            unknown = {
+                name: ["Unknown field, or one that cannot be set."]
+                for name in sorted(set(data) - writable)
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # Report the unknown fields together with every other error.
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
 
 
 class ProblemErrorSerializer(serializers.Serializer):

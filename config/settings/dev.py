@@ -1,10 +1,12 @@
 """Development: the embedded default (SQLite files under var/, tasks inline)."""
 
-from config.env import VAR_DIR, env
+from config.env import VAR_DIR, env, read_dot_env
 from config.keys import load_or_create_keypair
 
-from .base import *  # noqa: F403
-from .base import SIMPLE_JWT
+read_dot_env()
+
+from .base import *  # noqa: E402, F403
+from .base import SIMPLE_JWT  # noqa: E402
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str(

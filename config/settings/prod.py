@@ -3,7 +3,7 @@
 A missing secret stops the process at start-up (ImproperlyConfigured).
 """
 
-from config.env import database, env
+from config.env import cache, database, env
 from config.keys import public_pem_from_private
 
 from .base import *  # noqa: F403
@@ -18,6 +18,9 @@ DATABASES = {
     "orders": database("ORDERS_DATABASE_URL"),
     "catalog": database("CATALOG_DATABASE_URL", pg_settings=CATALOG_PG_SETTINGS),
 }
+
+CACHES = {"default": cache(env.str("CACHE_URL"))}
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 
 _private = env.str("JWT_PRIVATE_KEY", multiline=True)
 SIMPLE_JWT["SIGNING_KEY"] = _private

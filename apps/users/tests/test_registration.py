@@ -99,3 +99,14 @@ def test_register_ignores_a_stale_bearer_token(api_client):
     response = api_client.post(URL, VALID, format="json")
 
     assert response.status_code == 201
+
+
+@pytest.mark.django_db
+def test_unknown_field_is_reported_with_the_other_errors(api_client):
+    response = api_client.post(
+        URL, {**VALID, "email": "bad", "is_staff": True}, format="json"
+    )
+
+    assert response.status_code == 400
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert fields == {"email", "is_staff"}
