@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from apps.core.errors import DomainError
 from apps.products import services
@@ -52,6 +52,24 @@ class StockAdjustmentForm(forms.ModelForm):
         model = StockAdjustment
         fields = ("product_id", "delta", "reason")
 
+    def clean(self):
+        cleaned = super().clean()
+        product_id, delta = cleaned.get("product_id"), cleaned.get("delta")
+        if product_id is None or delta is None:
+            return cleaned
+        stock = (
+            Product.objects.filter(pk=product_id)
+            .values_list("stock", flat=True)
+            .first()
+        )
+        if stock is None:
+            self.add_error("product_id", "No product with this id.")
+        elif delta == 0:
+            self.add_error("delta", "Must not be zero.")
+        elif stock + delta < 0:
+            self.add_error("delta", f"Only {stock} in stock.")
+        return cleaned
+
 
 @admin.register(StockAdjustment)
 class StockAdjustmentAdmin(admin.ModelAdmin):
@@ -86,14 +104,10 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
                 actor_email=request.user.email,
             )
         except DomainError as exc:
-            self.message_user(request, f"Not applied: {exc.detail}", messages.ERROR)
-            return
+            # Stock moved between the form's check and now.
+            raise forms.ValidationError(f"Not applied: {exc.detail}") from exc
         obj.pk = adjustment.pk
-
-    def response_add(self, request, obj, post_url_continue=None):
-        if obj.pk is None or not StockAdjustment.objects.filter(pk=obj.pk).exists():
-            return self.response_post_save_add(request, obj)
-        return super().response_add(request, obj, post_url_continue)
+        obj.stock_after = adjustment.stock_after
 
 
 @admin.register(StockReservation)

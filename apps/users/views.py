@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.openapi import problems
+from apps.core.pagination import PageNumberPagination
 from apps.users import selectors, services
 from apps.users.serializers import (
     JwksSerializer,
@@ -67,7 +68,7 @@ class UserCollectionView(APIView):
         responses={200: UserSerializer(many=True), **problems(400, 401, 403)},
     )
     def get(self, request):
-        paginator = self.pagination_class_instance()
+        paginator = PageNumberPagination()
         page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
         return paginator.get_paginated_response(UserSerializer(page, many=True).data)
 
@@ -88,11 +89,6 @@ class UserCollectionView(APIView):
             status=status.HTTP_201_CREATED,
             headers={"Location": location},
         )
-
-    def pagination_class_instance(self):
-        from apps.core.pagination import PageNumberPagination
-
-        return PageNumberPagination()
 
 
 class UserDetailView(APIView):

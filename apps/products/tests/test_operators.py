@@ -123,3 +123,18 @@ def test_catalog_runs_on_mongodb():
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_admin_refuses_an_adjustment_below_zero(admin_client, make_product):
+    product = make_product(id="kettle", stock=1)
+
+    response = admin_client.post(
+        "/admin/products/stockadjustment/add/",
+        {"product_id": "kettle", "delta": "-2", "reason": "lost"},
+    )
+
+    assert response.status_code == 200
+    assert b"Only 1 in stock" in response.content
+    product.refresh_from_db()
+    assert product.stock == 1
+    assert not StockAdjustment.objects.exists()
