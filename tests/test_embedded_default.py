@@ -3,11 +3,8 @@ manage.py in a subprocess against fresh SQLite files."""
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.subprocesses import run_manage
 
 CLIENT_SCRIPT = """
 import json
@@ -46,14 +43,7 @@ def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
     }
 
     def manage(*args):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = run_manage(*args, env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

@@ -1,24 +1,13 @@
 """Settings behaviour, run the way an operator would: manage.py in a subprocess."""
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 from config.keys import load_or_create_keypair
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.subprocesses import run_manage
 
 
 def _manage(*args, env):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_manage(*args, env=env, timeout=120)
 
 
 def _clean_env():

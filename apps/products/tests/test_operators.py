@@ -1,16 +1,13 @@
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from apps.products.interface import ProductDTO, get_products
 from apps.products.models import Product, StockAdjustment
+from tests.subprocesses import run_manage
 
 pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_load_catalog_is_deterministic_and_rerunnable():
@@ -114,14 +111,7 @@ def test_catalog_runs_on_mongodb():
         ["load_catalog", "--count", "200"],
         ["shell", "-c", script],
     ):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = run_manage(*args, env=env)
         assert result.returncode == 0, result.stderr
 
 
