@@ -19,7 +19,7 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.core.errors import InvalidInput, PreconditionFailed
+from apps.core.errors import Conflict, InvalidInput, PreconditionFailed
 from apps.products.interface import (
     InsufficientStock,
     ProductNotFound,
@@ -68,7 +68,7 @@ def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-class ProductConflict(ReservationConflict):
+class ProductConflict(Conflict):
     code = "product_conflict"
     title = "Product conflict"
 
@@ -167,7 +167,12 @@ def product_delete(*, product_id: str, expected_version: int | None = None) -> N
                 "The product has open reservations; archive it instead.",
                 reason="open_reservations",
             )
-        Product.objects.filter(pk=product_id, version=product.version).delete()
+        deleted, _ = Product.objects.filter(
+            pk=product_id, version=product.version
+        ).delete()
+        if not deleted:
+            # Stock moved (a reservation, say) between the check and now.
+            raise ProductConflict("The product changed while it was being deleted.")
 
 
 def _get(product_id: str) -> Product:
@@ -181,7 +186,12 @@ def _get(product_id: str) -> Product:
 
 
 def stock_adjust(
-    *, product_id: str, delta: int, reason: str, actor_id: str = "", actor_email=""
+    *,
+    product_id: str,
+    delta: int,
+    reason: str,
+    actor_id: str = "",
+    actor_email: str = "",
 ) -> StockAdjustment:
     """Add (or remove, negative) units, recording who, when and why."""
     if not reason.strip():
