@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Where one request's time goes: queries counted, cProfile of a request path.
+
+Runs the Django app in this process (no HTTP server, no load generator) under
+production settings against the bench databases that bench/run.py creates,
+calls the WSGI application directly (the whole middleware stack and DRF, no
+test client in between), and prints for each path: the SQL queries of one
+request, the mean wall time per request, and the functions that take the most
+time.
+
+    .venv/bin/python bench/profile_requests.py [--requests 2000] [--top 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import run  # noqa: E402  (databases, keys, environment)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="GETs to profile")
+    parser.add_argument("--logins", type=int, default=10, help="logins to profile")
+    parser.add_argument("--top", type=int, default=25, help="functions to show")
+    parser.add_argument(
+        "--sort", default="tottime,cumulative", help="pstats orders, comma-separated"
+    )
+    parser.add_argument(
+        "--no-conn-health-checks",
+        action="store_true",
+        help="turn CONN_HEALTH_CHECKS off, to measure what its per-request "
+        "SELECT 1 costs (an experiment; production settings keep it on)",
+    )
+    parser.add_argument(
+        "--drop-middleware",
+        default="",
+        help="comma-separated parts of middleware paths to leave out, e.g. "
+        "'session,csrf,messages,auth' or 'all' (an experiment: what the "
+        "middleware stack costs)",
+    )
+    parser.add_argument(
+        "--only", default="", help="profile only paths whose name contains this"
+    )
+    opts = parser.parse_args(argv)
+
+    args = run.parse_args(["--servers", "granian:1x1"])
+    run.ensure_databases(args.pg_url, fresh=False)
+    keydir = tempfile.mkdtemp(prefix="bench-keys-")
+    env = run.server_env(args, Path(keydir))
+    run.migrate(env, run.ROOT)
+    os.environ.update(env)
+
+    import django
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection, connections
+    from django.test.utils import CaptureQueriesContext
+
+    django.setup(set_prefix=False)
+    drop = [part for part in opts.drop_middleware.split(",") if part]
+    if drop:
+        settings.MIDDLEWARE = [
+            m
+            for m in settings.MIDDLEWARE
+            if "all" not in drop and not any(p in m.lower() for p in drop)
+        ]
+    print(f"middleware: {len(settings.MIDDLEWARE)} {settings.MIDDLEWARE}")
+    app = WSGIHandler()
+    if opts.no_conn_health_checks:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False
+
+    def send(method, path, body=b"", token=None, expect=200):
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": run.HOST,
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": f"{run.HOST}:8000",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+        }
+        if body:
+            environ["CONTENT_TYPE"] = "application/json"
+            environ["CONTENT_LENGTH"] = str(len(body))
+        if token:
+            environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        status = []
+        response = app(environ, lambda s, headers, exc_info=None: status.append(s))
+        try:
+            content = b"".join(response)
+        finally:
+            response.close()
+        code = int(status[0].split()[0])
+        assert code == expect, (method, path, status[0], content[:300])
+        return json.loads(content) if content else None
+
+    email = f"profile-{uuid.uuid4().hex[:12]}@bench.example"
+    password = "bench-" + secrets.token_urlsafe(12)
+    registration = {"email": email, "name": "Profile User", "password": password}
+    user = send("POST", "/api/v1/users", json.dumps(registration).encode(), expect=201)
+    login_body = json.dumps({"email": email, "password": password}).encode()
+
+    def login():
+        return send("POST", "/api/v1/users/login", login_body)
+
+    access = login()["access"]
+    detail = f"/api/v1/users/{user['id']}"
+
+    def get_user():
+        send("GET", detail, token=access)
+
+    def health():
+        send("GET", "/health/live")
+
+    paths = [
+        ("GET /health/live", health, opts.requests),
+        ("GET /api/v1/users/{id} (JWT)", get_user, opts.requests),
+        ("POST /api/v1/users/login", login, opts.logins),
+    ]
+    for name, call, count in paths:
+        if opts.only not in name:
+            continue
+        call()  # warm: connection opened, caches filled
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        # Copied now: the next request's request_started signal clears the log.
+        queries = list(captured.captured_queries)
+        pings = _count_pings(connections["default"], call)
+        print(
+            f"\n=== {name}: {len(queries)} SQL queries"
+            f" + {pings} connection health check(s) (SELECT 1, CONN_HEALTH_CHECKS)"
+        )
+        for query in queries:
+            print(f"  {query['sql'][:160]}")
+        started = time.perf_counter()
+        for _ in range(count):
+            call()
+        elapsed = time.perf_counter() - started
+        print(
+            f"  {elapsed / count * 1000:.3f} ms per request, one at a time, "
+            f"{count} requests, not profiled"
+        )
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            call()
+        profiler.disable()
+        for order in opts.sort.split(","):
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out).strip_dirs()
+            stats.sort_stats(order).print_stats(opts.top)
+            print(f"  --- profiled, by {order} (seconds over {count} requests)")
+            print("\n".join(out.getvalue().splitlines()[4:]).rstrip())
+    connection.close()
+    return 0
+
+
+def _count_pings(connection, call) -> int:
+    """Round trips Django makes outside its cursor wrapper: the health check
+    that CONN_HEALTH_CHECKS runs on the first query of each request."""
+    calls = 0
+    original = type(connection).is_usable
+
+    def is_usable(self):
+        nonlocal calls
+        calls += 1
+        return original(self)
+
+    type(connection).is_usable = is_usable
+    try:
+        call()
+    finally:
+        type(connection).is_usable = original
+    return calls
+
+
+if __name__ == "__main__":
+    sys.exit(main())
