@@ -102,6 +102,9 @@ class Group:
     name: str
     scenarios: list[Scenario]
     setup: Callable[[Client, dict], None] | None = None
+    # Runs once per bench run, before any server starts, with the servers'
+    # environment and code (e.g. loading data with a management command).
+    prepare: Callable[[dict, Path], None] | None = None
 
 
 def setup_users(client: Client, ctx: dict) -> None:
@@ -117,6 +120,26 @@ def setup_users(client: Client, ctx: dict) -> None:
     credentials = json.dumps({"email": email, "password": password})
     tokens = client.json("POST", "/api/v1/users/login", json.loads(credentials))
     ctx.update(user_id=user["id"], access=tokens["access"], login_body=credentials)
+
+
+CATALOG_SIZE = 100_000
+
+
+def prepare_catalog(env: dict[str, str], src: Path) -> None:
+    """Load the demo catalog (100,000 products, deterministic; a rerun adds
+    nothing) into the bench's catalog database."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "load_catalog",
+         "--count", str(CATALOG_SIZE), "--verbosity", "0"],
+        cwd=src, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise BenchError(f"load_catalog failed:\n{done.stdout}{done.stderr}")
+
+
+def setup_catalog(client: Client, ctx: dict) -> None:
+    """Pick a product in the middle of the demo catalog."""
+    ctx.update(product_id=f"demo-{CATALOG_SIZE // 2:07d}")
 
 
 CEILING = Scenario("GET /health/live (ceiling)", "/health/live")
@@ -140,11 +163,27 @@ GROUPS: list[Group] = [
             ),
         ],
     ),
-    # Catalog scenarios go here, e.g.:
-    # Group("catalog", setup=setup_catalog, scenarios=[
-    #     Scenario("GET /api/v1/products/{id}", "/api/v1/products/{product_id}"),
-    #     Scenario("GET /api/v1/products?q=", "/api/v1/products?q={query}"),
-    # ]),
+    Group(
+        "catalog",
+        prepare=prepare_catalog,
+        setup=setup_catalog,
+        scenarios=[
+            Scenario("GET /api/v1/products/{id}", "/api/v1/products/{product_id}"),
+            Scenario(
+                "GET /api/v1/products (filters)",
+                "/api/v1/products?category=Kitchen&min_price=20&max_price=500"
+                "&in_stock=true&ordering=price",
+            ),
+            Scenario(
+                "GET /api/v1/products/search?q=coffee grinder",
+                "/api/v1/products/search?q=coffee+grinder",
+            ),
+            Scenario(
+                "GET /api/v1/products/search?q=kettle&category (typo, filter)",
+                "/api/v1/products/search?q=ketle&category=Kitchen",
+            ),
+        ],
+    ),
 ]
 
 
@@ -817,7 +856,9 @@ def parse_args(argv=None):
             if s is CEILING or not parts or any(p in s.name for p in parts)
         ]
         if group.name in wanted and scenarios:
-            args.selected.append(Group(group.name, scenarios, group.setup))
+            args.selected.append(
+                Group(group.name, scenarios, group.setup, group.prepare)
+            )
     for spec in args.specs:
         if spec.concurrency > args.max_db_connections:
             parser.error(
@@ -861,6 +902,10 @@ def main(argv=None) -> int:
             src = ROOT if args.no_snapshot else snapshot(Path(tmp))
             env = server_env(args, Path(tmp) / "keys", src)
             migrate(env, src)
+            for group in args.selected:
+                if group.prepare:
+                    print(f"bench: preparing {group.name}", flush=True)
+                    group.prepare(env, src)
             for spec in args.specs:
                 print(f"bench: {spec.label}", flush=True)
                 try:

@@ -1,6 +1,9 @@
 """Shared OpenAPI pieces: problem responses for drf-spectacular."""
 
+from functools import cache
+
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
 
 from apps.core.serializers import ProblemSerializer
 
@@ -22,3 +25,19 @@ def problems(*statuses: int) -> dict[int, OpenApiResponse]:
         status: OpenApiResponse(ProblemSerializer, description=_DESCRIPTIONS[status])
         for status in statuses
     }
+
+
+@cache
+def paginated(item_serializer: type[serializers.Serializer]) -> type:
+    """The documented shape of a page (PageNumberPagination) of items."""
+    name = item_serializer.__name__.removesuffix("Serializer")
+    return type(
+        f"Paginated{name}List",
+        (serializers.Serializer,),
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item_serializer(many=True),
+        },
+    )

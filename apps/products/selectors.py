@@ -152,10 +152,19 @@ _PG_DOCUMENT = "products_product.search_document"
 _PG_NAME = "shop_unaccent(lower(name))"
 
 
+# Search answers the most relevant results only: counting or ranking every
+# match of a common word in a large catalog costs more than any client uses.
+SEARCH_LIMIT = 1000
+# Typo tolerance (trigram similarity) is tried when the words themselves
+# find fewer results than this.
+TYPO_FALLBACK_BELOW = 20
+
+
 def product_search(
     *, query: str, filters: ProductFilters, ordering: str | None = None
-) -> QuerySet[Product] | list[Product]:
-    """Products matching ``query``, most relevant first (or by ``ordering``).
+) -> list[str]:
+    """Ids of the products matching ``query``, most relevant first (or by
+    ``ordering``), at most SEARCH_LIMIT.
 
     A name match outranks a category or tag match, which outranks a
     description match. The query is only ever a bound parameter or a list
@@ -163,37 +172,80 @@ def product_search(
     """
     terms = search_terms(query)
     if not terms:
-        return Product.objects.none()
+        return []
     vendor = _vendor()
-    queryset = _filtered(filters)
-    if vendor == "postgresql":
-        queryset = _search_postgresql(queryset, terms)
-    elif vendor == "mongodb":
+    if vendor == "mongodb":
         return _search_mongodb(terms, filters, ordering)
-    else:
-        queryset = _search_simple(queryset, terms)
-    if ordering:
-        return queryset.order_by(*ORDERINGS[ordering])
-    return queryset.order_by("-score", "id")
+    order = ORDERINGS[ordering] if ordering else ("-score", "id")
+    if vendor == "postgresql":
+        return _search_postgresql(terms, filters, order)
+    queryset = _search_simple(_filtered(filters), terms)
+    return list(queryset.order_by(*order).values_list("id", flat=True)[:SEARCH_LIMIT])
 
 
-def _search_postgresql(queryset: QuerySet, terms: list[str]) -> QuerySet:
-    # Every word must match, each as a prefix ("lapt" finds "laptop").
+def products_in_order(product_ids: list[str]) -> list[Product]:
+    """The products with these ids, in the order given (missing ones left out)."""
+    found = Product.objects.in_bulk(product_ids)
+    return [found[pk] for pk in product_ids if pk in found]
+
+
+def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list[str]:
+    # Every word must match, each as a prefix ("lapt" finds "laptop"), in the
+    # weighted document (GIN index on the generated column).
     tsquery = " & ".join(f"{term}:*" for term in terms)
+    found = list(
+        _filtered(filters)
+        .annotate(
+            # Constant SQL; the query's words are bound parameters.
+            matched=RawSQL(  # noqa: S611
+                f"{_PG_DOCUMENT} @@ to_tsquery('simple', %s)",
+                (tsquery,),
+                BooleanField(),
+            ),
+            score=RawSQL(  # noqa: S611
+                f"ts_rank('{{0.1, 0.2, 0.4, 1.0}}', {_PG_DOCUMENT},"
+                " to_tsquery('simple', %s))",
+                (tsquery,),
+                FloatField(),
+            ),
+        )
+        .filter(matched=True)
+        .order_by(*order)
+        .values_list("id", flat=True)[:SEARCH_LIMIT]
+    )
+    if len(found) >= TYPO_FALLBACK_BELOW:
+        return found
+    return found + [
+        pk for pk in _typo_matches(terms, filters, order) if pk not in found
+    ]
+
+
+def _typo_matches(terms: list[str], filters: ProductFilters, order) -> list[str]:
+    """Products whose name holds words like the query's (pg_trgm word
+    similarity, threshold CATALOG_SEARCH_TYPO_THRESHOLD)."""
     phrase = " ".join(terms)
-    document_matches = (
-        f"({_PG_DOCUMENT}) @@ to_tsquery('simple', %s)"
-        f" OR %s <%% {_PG_NAME}"  # trigram word similarity: small typos
+    # First the trigram index alone, so that the planner cannot prefer a
+    # filter's index and compute the similarity row by row; then filters.
+    candidates = list(
+        Product.objects.annotate(
+            similar=RawSQL(f"%s <%% {_PG_NAME}", (phrase,), BooleanField())  # noqa: S611
+        )
+        .filter(similar=True)
+        .values_list("id", flat=True)[: SEARCH_LIMIT * 2]
     )
-    score = (
-        f"ts_rank('{{0.1, 0.2, 0.4, 1.0}}', {_PG_DOCUMENT}, to_tsquery('simple', %s))"
-        f" + word_similarity(%s, {_PG_NAME})"
+    if not candidates:
+        return []
+    return list(
+        _filtered(filters)
+        .filter(pk__in=candidates)
+        .annotate(
+            score=RawSQL(  # noqa: S611
+                f"word_similarity(%s, {_PG_NAME})", (phrase,), FloatField()
+            )
+        )
+        .order_by(*order)
+        .values_list("id", flat=True)[:SEARCH_LIMIT]
     )
-    return queryset.annotate(
-        # Constant SQL; the query's words are bound parameters.
-        matched=RawSQL(document_matches, (tsquery, phrase), BooleanField()),  # noqa: S611
-        score=RawSQL(score, (tsquery, phrase), FloatField()),  # noqa: S611
-    ).filter(matched=True)
 
 
 def _search_simple(queryset: QuerySet, terms: list[str]) -> QuerySet:
@@ -253,7 +305,8 @@ def _search_mongodb(terms, filters, ordering):  # pragma: no cover - MONGODB_URI
         {"$match": match},
         {"$addFields": {"score": {"$meta": "textScore"}}},
         {"$sort": sort},
-        {"$limit": 1000},
+        {"$limit": SEARCH_LIMIT},
     ]
+    pipeline.append({"$project": {"id": 1}})
     queryset = MongoQuerySet(model=Product, using=router.db_for_read(Product))
-    return list(queryset.raw_aggregate(pipeline))
+    return [product.id for product in queryset.raw_aggregate(pipeline)]

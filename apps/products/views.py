@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import PreconditionFailed
-from apps.core.openapi import problems
+from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
 from apps.products import selectors, services
 from apps.products.selectors import ATTRIBUTE_KEY, ProductFilters
@@ -20,6 +20,7 @@ from apps.products.serializers import (
     ProductWriteSerializer,
     SearchQuerySerializer,
     StockAdjustmentSerializer,
+    product_representation,
 )
 
 ATTRIBUTE_PREFIX = "attr."
@@ -131,7 +132,7 @@ _LIST_PARAMETERS = [
 def _page(request, view, queryset) -> Response:
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(ProductSerializer(page, many=True).data)
+    return paginator.get_paginated_response([product_representation(p) for p in page])
 
 
 class ProductCollectionView(APIView):
@@ -141,7 +142,7 @@ class ProductCollectionView(APIView):
         operation_id="products_list",
         summary="List products with filters, ordering and pagination",
         parameters=_LIST_PARAMETERS,
-        responses={200: ProductSerializer(many=True), **problems(400)},
+        responses={200: paginated(ProductSerializer), **problems(400)},
         auth=[],
     )
     def get(self, request):
@@ -165,7 +166,7 @@ class ProductCollectionView(APIView):
         )
         location = reverse("products:detail", kwargs={"product_id": product.id})
         response = Response(
-            ProductSerializer(product).data,
+            product_representation(product),
             status=status.HTTP_201_CREATED,
             headers={"Location": location},
         )
@@ -177,20 +178,25 @@ class ProductSearchView(APIView):
 
     @extend_schema(
         operation_id="products_search",
-        summary="Full-text search, most relevant first",
+        summary="Full-text search, most relevant first (at most 1,000 results)",
         parameters=[
             OpenApiParameter("q", str, required=True, description="1-200 chars"),
             *_LIST_PARAMETERS,
         ],
-        responses={200: ProductSerializer(many=True), **problems(400)},
+        responses={200: paginated(ProductSerializer), **problems(400)},
         auth=[],
     )
     def get(self, request):
         filters, values = _parse_query(request, SearchQuerySerializer)
-        results = selectors.product_search(
+        ranked_ids = selectors.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )
-        return _page(request, self, results)
+        paginator = PageNumberPagination()
+        page_ids = paginator.paginate_queryset(ranked_ids, request, view=self)
+        products = selectors.products_in_order(page_ids)
+        return paginator.get_paginated_response(
+            [product_representation(p) for p in products]
+        )
 
 
 class ProductDetailView(APIView):
@@ -210,7 +216,7 @@ class ProductDetailView(APIView):
         if_none_match = request.headers.get("If-None-Match", "")
         if etag in [tag.strip() for tag in if_none_match.split(",")]:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        return _with_etag(Response(ProductSerializer(product).data), product)
+        return _with_etag(Response(product_representation(product)), product)
 
     @extend_schema(
         operation_id="products_replace",
@@ -253,7 +259,7 @@ class ProductDetailView(APIView):
             changes=changes,
             **_actor(request),
         )
-        return _with_etag(Response(ProductSerializer(product).data), product)
+        return _with_etag(Response(product_representation(product)), product)
 
 
 class ProductArchiveView(APIView):
@@ -267,7 +273,7 @@ class ProductArchiveView(APIView):
     )
     def post(self, request, product_id):
         product = services.product_set_archived(product_id=product_id, archived=True)
-        return _with_etag(Response(ProductSerializer(product).data), product)
+        return _with_etag(Response(product_representation(product)), product)
 
     @extend_schema(
         operation_id="products_unarchive",
@@ -277,7 +283,7 @@ class ProductArchiveView(APIView):
     )
     def delete(self, request, product_id):
         product = services.product_set_archived(product_id=product_id, archived=False)
-        return _with_etag(Response(ProductSerializer(product).data), product)
+        return _with_etag(Response(product_representation(product)), product)
 
 
 class StockAdjustmentView(APIView):
@@ -296,5 +302,5 @@ class StockAdjustmentView(APIView):
             product_id=product_id, **serializer.validated_data, **_actor(request)
         )
         product = selectors.product_get(product_id=product_id, include_archived=True)
-        response = Response(ProductSerializer(product).data, status=201)
+        response = Response(product_representation(product), status=201)
         return _with_etag(response, product)

@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.openapi import problems
+from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
 from apps.users import selectors, services
 from apps.users.serializers import (
@@ -65,7 +65,7 @@ class UserCollectionView(APIView):
     @extend_schema(
         operation_id="users_list",
         summary="List users (staff only)",
-        responses={200: UserSerializer(many=True), **problems(400, 401, 403)},
+        responses={200: paginated(UserSerializer), **problems(400, 401, 403)},
     )
     def get(self, request):
         paginator = PageNumberPagination()

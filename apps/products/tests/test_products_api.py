@@ -244,3 +244,17 @@ def test_stock_adjustment_endpoint_records_reason(staff, auth_client, make_produ
             "delta", "reason", "actor_email"
         )
     ) == [(6, "delivery 42", staff.email)]
+
+
+def test_fast_representation_equals_the_documented_serializer(make_product):
+    from apps.products.serializers import ProductSerializer, product_representation
+
+    product = make_product(
+        price=Decimal("7.5"),
+        tags=["a"],
+        images=["https://img.example.com/x.png"],
+        attributes={"colour": "red", "voltage": 230, "wireless": True},
+    )
+    product.refresh_from_db()
+
+    assert product_representation(product) == ProductSerializer(product).data
