@@ -39,11 +39,15 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["-created_at", "id"]
+        # Each ordering ends with "id" (a stable page order), and so does its
+        # index: the database then reads a page in order and stops.
         indexes = [
-            models.Index(fields=["category", "price"], name="product_category_price"),
-            models.Index(fields=["price"], name="product_price"),
-            models.Index(fields=["-created_at"], name="product_created"),
-            models.Index(fields=["-sold_count"], name="product_sold"),
+            models.Index(
+                fields=["category", "price", "id"], name="product_category_price"
+            ),
+            models.Index(fields=["price", "id"], name="product_price"),
+            models.Index(fields=["-created_at", "id"], name="product_created"),
+            models.Index(fields=["-sold_count", "id"], name="product_sold"),
         ]
 
     def __str__(self):

@@ -184,6 +184,11 @@ class Command(BaseCommand):
         if batch:
             self._write(batch, skip_existing)
         progress.close()
+        if connections[alias].vendor == "postgresql":
+            # Fresh statistics, or the planner guesses row counts for the
+            # new rows and picks poor plans until autovacuum catches up.
+            with connections[alias].cursor() as cursor:
+                cursor.execute(f"ANALYZE {Product._meta.db_table}")
         added = Product.objects.count() - created_before
         self.stdout.write(f"Catalog: {added} products added ({count} requested).")
 
