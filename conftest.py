@@ -61,3 +61,69 @@ def auth_client():
         return client
 
     return make
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real Celery worker process on RabbitMQ, using the test databases.
+
+    Listens on a queue of its own, so that no other worker (or test run)
+    takes its messages. Yields the queue name; tests poll the database for
+    the outcome with a deadline.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from django.db import connections
+
+    from config.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    for alias, var in (
+        ("default", "DATABASE_URL"),
+        ("orders", "ORDERS_DATABASE_URL"),
+        ("catalog", "CATALOG_DATABASE_URL"),
+    ):
+        settings = connections[alias].settings_dict
+        env[var] = (
+            f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}"
+            f"/{settings['NAME']}"
+        )
+    worker = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--pool", "solo", "--queues", queue, "--hostname", f"{queue}@%h",
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ],
+        cwd=Path(__file__).resolve().parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited: {worker.stdout.read()}")
+            replies = app.control.ping(destination=[f"{queue}@{os.uname()[1]}"])
+            if replies:
+                break
+        else:
+            raise RuntimeError("the Celery worker did not start within 60 s")
+        yield queue
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()

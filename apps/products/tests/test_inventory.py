@@ -237,3 +237,28 @@ def test_concurrent_buyers_never_oversell(make_product):
         if item["product_id"] == "other"
     )
     assert stock("other") == 100 - held_other
+
+
+@pytest.mark.django_db(databases=["default", "catalog"], transaction=True)
+def test_a_real_worker_releases_expired_reservations(
+    make_product, celery_worker_process
+):
+    import time
+
+    from apps.products.tasks import reservations_release_expired_task
+
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="stale", items=[ReservationItem("a", 3)], ttl_seconds=60)
+    StockReservation.objects.filter(order_ref="stale").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    reservations_release_expired_task.apply_async(queue=celery_worker_process)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if StockReservation.objects.get(order_ref="stale").status == "released":
+            break
+        time.sleep(0.1)
+    assert StockReservation.objects.get(order_ref="stale").status == "released"
+    assert stock("a") == 5
