@@ -16,6 +16,11 @@ def test_schema_documents_every_users_endpoint_with_problem_responses(api_client
         "/api/v1/users/token/refresh",
         "/api/v1/users/logout",
         "/.well-known/jwks.json",
+        "/health/live",
+        "/health/ready",
+        "/api/v1/products",
+        "/api/v1/products/search",
+        "/api/v1/products/{product_id}",
     ):
         assert path in paths, path
     login = paths["/api/v1/users/login"]["post"]

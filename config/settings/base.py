@@ -183,6 +183,30 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The probes are plain Django views (no DRF on the cheapest path).
+    "APPEND_PATHS": {
+        "/health/live": {
+            "get": {
+                "operationId": "health_live",
+                "summary": "Liveness: the process answers",
+                "tags": ["health"],
+                "security": [],
+                "responses": {"200": {"description": '{"status": "ok"}'}},
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "operationId": "health_ready",
+                "summary": "Readiness: databases, cache and broker reachable",
+                "tags": ["health"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "Every check is ok"},
+                    "503": {"description": "Names each check that is down"},
+                },
+            }
+        },
+    },
 }
 
 # ---------------------------------------------------------------------------
