@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from apps.core.errors import DomainError
 from apps.products import services
@@ -33,6 +33,58 @@ class ProductAdmin(admin.ModelAdmin):
     actions = ("archive", "unarchive")
     list_per_page = 50
     show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        # The id is chosen once, at creation.
+        return self.readonly_fields + (("id",) if obj else ())
+
+    def save_model(self, request, obj, form, change):
+        """Through the services: normalised tags, a version bump (ETag), the
+        lost-update guard, and stock left to reservations and adjustments."""
+        actor = {"actor_id": str(request.user.pk), "actor_email": request.user.email}
+        fields = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in services.PRODUCT_FIELDS or name == "is_archived"
+        }
+        archived = fields.pop("is_archived", None)
+        try:
+            if change:
+                product = services.product_update(
+                    product_id=obj.pk,
+                    expected_version=None,
+                    changes=fields,
+                    **actor,
+                )
+            else:
+                product = services.product_create(
+                    id=obj.pk,
+                    **{k: getattr(obj, k) for k in services.PRODUCT_FIELDS},
+                    **actor,
+                )
+            if archived is not None:
+                product = services.product_set_archived(
+                    product_id=product.pk, archived=archived
+                )
+        except DomainError as exc:
+            self.message_user(request, f"Not saved: {exc.detail}", messages.ERROR)
+            return
+        obj.__dict__.update(product.__dict__)
+
+    def delete_model(self, request, obj):
+        try:
+            services.product_delete(product_id=obj.pk)
+        except DomainError as exc:
+            self.message_user(request, f"Not deleted: {exc.detail}", messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for product_id in queryset.values_list("id", flat=True):
+            try:
+                services.product_delete(product_id=product_id)
+            except DomainError as exc:
+                self.message_user(
+                    request, f"{product_id} not deleted: {exc.detail}", messages.ERROR
+                )
 
     @admin.action(description="Archive (hide from customers)")
     def archive(self, request, queryset):
@@ -105,7 +157,8 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
             )
         except DomainError as exc:
             # Stock moved between the form's check and now.
-            raise forms.ValidationError(f"Not applied: {exc.detail}") from exc
+            self.message_user(request, f"Not applied: {exc.detail}", messages.ERROR)
+            return
         obj.pk = adjustment.pk
         obj.stock_after = adjustment.stock_after
 

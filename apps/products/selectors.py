@@ -6,6 +6,7 @@ the embedded default.
 """
 
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -86,20 +87,30 @@ def product_get(*, product_id: str, include_archived: bool = False) -> Product:
         raise ProductNotFound(f"No product with id {product_id}.") from None
 
 
-def _attribute_q(key: str, raw: str) -> Q:
-    """Equality on one attribute; "42" also matches the number 42, and
-    "true"/"false" the booleans, since query strings carry only text."""
-    condition = Q(**{f"attributes__{key}": raw})
+def attribute_values(raw: str) -> list:
+    """What an attribute filter's text matches: the text itself, and the
+    number or boolean it spells, since query strings carry only text."""
+    values: list = [raw]
     lowered = raw.lower()
     if lowered in ("true", "false"):
-        condition |= Q(**{f"attributes__{key}": lowered == "true"})
-    else:
-        try:
-            number = int(raw) if re.fullmatch(r"-?\d{1,15}", raw) else float(raw)
-        except ValueError:
-            number = None
-        if number is not None and number == number:  # not NaN
-            condition |= Q(**{f"attributes__{key}": number})
+        values.append(lowered == "true")
+        return values
+    try:
+        number = int(raw) if re.fullmatch(r"-?\d{1,15}", raw) else float(raw)
+    except ValueError:
+        return values
+    if math.isfinite(number):
+        values.append(number)
+    return values
+
+
+def _attribute_q(key: str, raw: str) -> Q:
+    # "__exact" last: the key is always read as a JSON key, never as a lookup
+    # ("attr.isnull" or "attr.regex" filter on keys of those names).
+    lookup = f"attributes__{key}__exact"
+    condition = Q()
+    for value in attribute_values(raw):
+        condition |= Q(**{lookup: value})
     return condition
 
 
@@ -120,8 +131,6 @@ def _filtered(filters: ProductFilters) -> QuerySet[Product]:
     elif filters.in_stock is False:
         queryset = queryset.filter(stock=0)
     for key, raw in filters.attributes.items():
-        if not ATTRIBUTE_KEY.match(key):
-            raise ValueError(f"invalid attribute key {key!r}")
         queryset = queryset.filter(_attribute_q(key, raw))
     return queryset
 
@@ -215,9 +224,12 @@ def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list
     )
     if len(found) >= TYPO_FALLBACK_BELOW:
         return found
-    return found + [
-        pk for pk in _typo_matches(terms, filters, order) if pk not in found
-    ]
+    typos = [pk for pk in _typo_matches(terms, filters, order) if pk not in found]
+    if not typos or order[0] == "-score":
+        return found + typos
+    # An explicit ordering applies to the merged results.
+    merged = Product.objects.filter(pk__in=found + typos).order_by(*order)
+    return list(merged.values_list("id", flat=True))
 
 
 def _typo_matches(terms: list[str], filters: ProductFilters, order) -> list[str]:
@@ -294,7 +306,7 @@ def _search_mongodb(terms, filters, ordering):  # pragma: no cover - MONGODB_URI
     elif filters.in_stock is False:
         match["stock"] = 0
     for key, raw in filters.attributes.items():
-        match[f"attributes.{key}"] = raw
+        match[f"attributes.{key}"] = {"$in": attribute_values(raw)}
     sort = {"score": {"$meta": "textScore"}}
     if ordering:
         sort = {

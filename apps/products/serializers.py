@@ -70,6 +70,10 @@ class AttributesField(serializers.DictField):
                     "letters, digits or underscores."
                 )
             if isinstance(value, str):
+                if "\x00" in value:
+                    raise serializers.ValidationError(
+                        f"Attribute {key}: null characters are not allowed."
+                    )
                 if len(value) > 200:
                     raise serializers.ValidationError(
                         f"Attribute {key}: at most 200 characters."

@@ -34,6 +34,9 @@ from apps.products.models import (
 )
 from apps.products.selectors import json_list_contains
 
+# Stock fits PostgreSQL's integer column with room to spare.
+MAX_STOCK = 1_000_000_000
+
 PRODUCT_FIELDS = (
     "name",
     "description",
@@ -86,8 +89,6 @@ def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Pr
     product = Product(**fields)
     _clean(product)
     with _atomic():
-        if Product.objects.filter(pk=product.pk).exists():
-            raise ProductConflict(f"A product with id {product.pk} exists.")
         try:
             product.save(force_insert=True)
         except IntegrityError:
@@ -200,10 +201,20 @@ def stock_adjust(
         raise InvalidInput({"delta": ["Must not be zero."]})
     with _atomic():
         product = _get(product_id)
-        updated = Product.objects.filter(pk=product_id, stock__gte=max(-delta, 0))
+        updated = Product.objects.filter(
+            pk=product_id,
+            stock__gte=max(-delta, 0),
+            stock__lte=MAX_STOCK - max(delta, 0),
+        )
         if not updated.update(stock=F("stock") + delta, version=F("version") + 1):
+            product.refresh_from_db(fields=["stock"])
             raise InvalidInput(
-                {"delta": [f"Only {product.stock} in stock; cannot remove {-delta}."]}
+                {
+                    "delta": [
+                        f"{product.stock} in stock: the result must be from 0 "
+                        f"to {MAX_STOCK}."
+                    ]
+                }
             )
         product.refresh_from_db(fields=["stock"])
         return _record_adjustment(product, delta, reason, actor_id, actor_email)
@@ -285,10 +296,15 @@ def _apply(reservation: StockReservation) -> StockReservation:
         StockReservation.objects.filter(pk=reservation.pk).update(
             applied=reservation.applied
         )
+    if not _transition(
+        reservation, ReservationStatus.PENDING, ReservationStatus.ACTIVE
+    ):
+        # The sweeper judged this reservation interrupted and gave its
+        # stock back meanwhile.
+        raise ReservationConflict(
+            f"The reservation for {reservation.order_ref} was interrupted."
+        )
     reservation.status = ReservationStatus.ACTIVE
-    StockReservation.objects.filter(pk=reservation.pk).update(
-        status=ReservationStatus.ACTIVE, updated_at=timezone.now()
-    )
     return reservation
 
 
@@ -299,7 +315,10 @@ def _fail(reservation: StockReservation) -> StockReservation:
     stock is back (the same outcome on every engine, with or without a
     transaction).
     """
-    _give_back(reservation, only=reservation.applied)
+    # FAILED before giving back, so that a crash in between leaves nothing
+    # for the sweeper to give back a second time.
+    if _transition(reservation, ReservationStatus.PENDING, ReservationStatus.FAILED):
+        _give_back(reservation, only=reservation.applied)
     available = {
         p.pk: (0 if p.is_archived else p.stock)
         for p in Product.objects.filter(pk__in=reservation.product_ids).only(
@@ -362,7 +381,8 @@ def stock_commit(*, order_ref: str) -> StockReservation:
         ):
             for line in reservation.items:
                 Product.objects.filter(pk=line["product_id"]).update(
-                    sold_count=F("sold_count") + line["quantity"]
+                    sold_count=F("sold_count") + line["quantity"],
+                    version=F("version") + 1,
                 )
         reservation.refresh_from_db()
         if reservation.status != ReservationStatus.COMMITTED:
@@ -380,7 +400,11 @@ def reservations_release_expired(*, now=None) -> int:
         status=ReservationStatus.ACTIVE, expires_at__lte=now
     ).values_list("order_ref", flat=True)
     for order_ref in list(due[:1000]):
-        if stock_release(order_ref=order_ref) is not None:
+        try:
+            reservation = stock_release(order_ref=order_ref)
+        except ReservationConflict:
+            continue  # committed meanwhile: a sale, nothing to release
+        if reservation is not None and reservation.status == "released":
             released += 1
     return released
 
@@ -397,6 +421,7 @@ def reservations_repair_interrupted(*, older_than: timedelta, now=None) -> int:
             if _transition(
                 reservation, ReservationStatus.PENDING, ReservationStatus.FAILED
             ):
+                reservation.refresh_from_db(fields=["applied"])
                 _give_back(reservation, only=reservation.applied)
                 repaired += 1
     return repaired

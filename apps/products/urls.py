@@ -1,20 +1,39 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from apps.products import views
+
+
+class ProductIdConverter:
+    """Only what a product id can be; anything else is a plain 404."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+    def to_python(self, value):
+        return value
+
+    def to_url(self, value):
+        return value
+
+
+register_converter(ProductIdConverter, "product_id")
 
 app_name = "products"
 
 urlpatterns = [
     path("products", views.ProductCollectionView.as_view(), name="collection"),
     path("products/search", views.ProductSearchView.as_view(), name="search"),
-    path("products/<str:product_id>", views.ProductDetailView.as_view(), name="detail"),
     path(
-        "products/<str:product_id>/archive",
+        "products/<product_id:product_id>",
+        views.ProductDetailView.as_view(),
+        name="detail",
+    ),
+    path(
+        "products/<product_id:product_id>/archive",
         views.ProductArchiveView.as_view(),
         name="archive",
     ),
     path(
-        "products/<str:product_id>/stock-adjustments",
+        "products/<product_id:product_id>/stock-adjustments",
         views.StockAdjustmentView.as_view(),
         name="stock-adjustments",
     ),

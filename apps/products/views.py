@@ -85,8 +85,8 @@ def _parse_query(request, serializer_class):
             value = params[key]
             if not ATTRIBUTE_KEY.match(name):
                 errors[key] = ["Attribute names are a letter then letters, digits, _."]
-            elif len(value) > 200:
-                errors[key] = ["At most 200 characters."]
+            elif len(value) > 200 or "\x00" in value:
+                errors[key] = ["At most 200 characters, no null characters."]
             else:
                 attributes[name] = value
     if len(attributes) > 10:

@@ -8,12 +8,14 @@ or with HS256 (say, keyed with the public key) are rejected by PyJWT's
 import base64
 import hashlib
 import json
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -120,5 +122,31 @@ def refresh_token_rotate(raw: str) -> RefreshToken:
     claim = api_settings.REVOKE_TOKEN_CLAIM
     if refresh.get(claim) != get_md5_hash_password(user.password):
         raise _invalid("Token has been revoked")
-    refresh.blacklist()
+    refresh_token_revoke(refresh)
     return RefreshToken.for_user(user)
+
+
+def refresh_token_revoke(refresh: RefreshToken) -> None:
+    """Revoke a refresh token exactly once.
+
+    The blacklist row is unique per token, so of two concurrent uses of one
+    refresh token (a replay) only one succeeds; the other is a 401.
+    """
+    from rest_framework_simplejwt.token_blacklist.models import (
+        BlacklistedToken,
+        OutstandingToken,
+    )
+
+    with transaction.atomic():
+        outstanding, _ = OutstandingToken.objects.get_or_create(
+            jti=refresh[api_settings.JTI_CLAIM],
+            defaults={
+                "token": str(refresh),
+                "expires_at": datetime.fromtimestamp(refresh["exp"], tz=UTC),
+            },
+        )
+        try:
+            with transaction.atomic():
+                BlacklistedToken.objects.create(token=outstanding)
+        except IntegrityError:
+            raise _invalid("Token is blacklisted") from None

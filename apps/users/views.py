@@ -22,6 +22,7 @@ from apps.users.tokens import (
     RefreshToken,
     public_jwk,
     refresh_token_parse,
+    refresh_token_revoke,
     refresh_token_rotate,
 )
 
@@ -178,7 +179,7 @@ class LogoutView(PublicView):
     def post(self, request):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        refresh_token_parse(serializer.validated_data["refresh"]).blacklist()
+        refresh_token_revoke(refresh_token_parse(serializer.validated_data["refresh"]))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -160,3 +160,37 @@ def test_archived_products_are_not_found_by_search(api_client, shelf):
     shelf["kettle"].save()
 
     assert "kettle" not in ids(api_client.get(f"{URL}/search?q=kettle"))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["attr.isnull=x", "attr.regex=(", "attr.contains=x", "attr.has_key=x"],
+)
+def test_attribute_names_that_look_like_lookups_are_just_keys(api_client, shelf, query):
+    response = api_client.get(f"{URL}?{query}")
+
+    assert ids(response) == []
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-Infinity"])
+def test_non_finite_attribute_values_match_only_as_text(api_client, shelf, value):
+    assert ids(api_client.get(f"{URL}?attr.voltage={value}")) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/products/a%00b", "/api/v1/products?attr.colour=a%00b"],
+)
+def test_null_characters_are_a_4xx(api_client, shelf, path):
+    response = api_client.get(path)
+
+    assert response.status_code in (400, 404)
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_explicit_ordering_applies_to_typo_matches_too(api_client, shelf, make_product):
+    make_product(id="misspelt", name="Kettel Deluxe", price=Decimal("50.00"))
+
+    result = ids(api_client.get(f"{URL}/search?q=kettle&ordering=-price"))
+
+    assert result == ["grinder", "misspelt", "kettle"]

@@ -99,11 +99,12 @@ def test_catalog_runs_on_mongodb():
     }
     script = (
         "from apps.products import selectors, interface as i;"
-        "r = selectors.product_search(query='kettle',"
+        "ids = selectors.product_search(query='kettle',"
         " filters=selectors.ProductFilters());"
-        "assert r and all('ettle' in p.name for p in r[:3]), r;"
-        "p = r[0];"
-        "i.reserve_stock(order_ref='mongo-test', items=[i.ReservationItem(p.id, 1)]);"
+        "top = selectors.products_in_order(ids[:3]);"
+        "assert top and all('ettle' in p.name for p in top), top;"
+        "i.reserve_stock(order_ref='mongo-test',"
+        " items=[i.ReservationItem(top[0].id, 1)]);"
         "assert i.release_stock(order_ref='mongo-test').status == 'released'"
     )
     for args in (
@@ -128,3 +129,40 @@ def test_admin_refuses_an_adjustment_below_zero(admin_client, make_product):
     product.refresh_from_db()
     assert product.stock == 1
     assert not StockAdjustment.objects.exists()
+
+
+def test_admin_edit_goes_through_the_services(admin_client, make_product):
+    product = make_product(id="kettle", name="Kettle", stock=4, tags=["home"])
+
+    response = admin_client.post(
+        "/admin/products/product/kettle/change/",
+        {
+            "name": "Steel Kettle",
+            "description": "",
+            "price": "12.00",
+            "category": "Kitchen",
+            "tags": '["Home", "Steel"]',
+            "images": "[]",
+            "attributes": "{}",
+        },
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    product.refresh_from_db()
+    assert (product.name, product.tags, product.stock) == (
+        "Steel Kettle",
+        ["home", "steel"],
+        4,
+    )
+    assert product.version == 2
+
+
+def test_admin_delete_keeps_a_reserved_product(admin_client, make_product):
+    from apps.products.interface import ReservationItem, reserve_stock
+
+    make_product(id="kettle", stock=3)
+    reserve_stock(order_ref="o1", items=[ReservationItem("kettle", 1)])
+
+    admin_client.post("/admin/products/product/kettle/delete/", {"post": "yes"})
+
+    assert Product.objects.filter(pk="kettle").exists()
