@@ -59,6 +59,7 @@ def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
         assert status == 200, (name, result[name])
     assert all("coffee" in p["tags"] for p in result["tag"][1]["results"])
     assert result["tag"][1]["count"] > 0
+    assert result["attr"][1]["count"] > 0
     assert all(p["attributes"]["voltage"] == 230 for p in result["attr"][1]["results"])
     assert result["search"][1]["count"] > 0
     assert "Kettle" in result["search"][1]["results"][0]["name"]

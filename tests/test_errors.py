@@ -71,3 +71,18 @@ def test_404_code_is_the_same_with_debug_on(api_client):
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_an_oversized_json_body_is_413_and_nothing_is_written(api_client):
+    from apps.users.models import User
+
+    body = '{"email": "a@example.com", "name": "' + "x" * 3_000_000 + '"}'
+
+    response = api_client.generic(
+        "POST", "/api/v1/users", body, content_type="application/json"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert not User.objects.exists()

@@ -16,3 +16,5 @@ def test_each_context_lives_in_its_own_database():
     assert "auth_group" in default
     assert "users_user" not in orders | catalog
     assert "auth_group" not in orders | catalog
+    assert {"products_product", "products_stockreservation"} <= catalog
+    assert "products_product" not in default | orders

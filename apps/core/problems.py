@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -32,6 +33,7 @@ _DRF_CODES = {
     drf.UnsupportedMediaType: "unsupported_media_type",
     drf.Throttled: "rate_limited",
 }
+
 _TITLES = {
     400: "Bad request",
     401: "Not authenticated",
@@ -50,6 +52,12 @@ _TITLES = {
 }
 
 
+class PayloadTooLarge(drf.APIException):
+    status_code = 413
+    default_detail = "The request body is larger than this service accepts."
+    default_code = "payload_too_large"
+
+
 def problem(
     status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -65,13 +73,19 @@ def problem(
     return body
 
 
-def problem_response(request, body: dict[str, Any], headers=None) -> JsonResponse:
-    """A plain Django response carrying a problem body (non-DRF paths)."""
+def _locate(body: dict[str, Any], request) -> dict[str, Any]:
+    """Add where the problem happened: the path and the request id."""
     if request is not None:
         body.setdefault("instance", request.path)
         request_id = getattr(request, "request_id", None)
         if request_id:
             body.setdefault("request_id", request_id)
+    return body
+
+
+def problem_response(request, body: dict[str, Any], headers=None) -> JsonResponse:
+    """A plain Django response carrying a problem body (non-DRF paths)."""
+    _locate(body, request)
     response = JsonResponse(
         body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE
     )
@@ -115,6 +129,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
 
     if isinstance(exc, InvalidInput):
         errors = [
@@ -150,11 +166,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         )
         body = problem(500, "internal_error", "An unexpected error occurred.")
 
-    if request is not None:
-        body.setdefault("instance", request.path)
-        request_id = getattr(request, "request_id", None)
-        if request_id:
-            body.setdefault("request_id", request_id)
+    _locate(body, request)
     response = Response(body, status=body["status"], headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response

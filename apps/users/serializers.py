@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.core.serializers import StrictSerializer
+from apps.core.serializers import StrictCharField, StrictSerializer
 
 
 class UserSerializer(serializers.Serializer):
@@ -15,32 +15,30 @@ class UserSerializer(serializers.Serializer):
 
 class UserCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
-    name = serializers.CharField(max_length=255)
-    password = serializers.CharField(
-        max_length=128, write_only=True, trim_whitespace=False
-    )
+    name = StrictCharField(max_length=255)
+    password = StrictCharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
 class UserUpdateSerializer(StrictSerializer):
     """PUT needs email and name; PATCH any subset (partial=True)."""
 
     email = serializers.EmailField(max_length=254)
-    name = serializers.CharField(max_length=255)
-    password = serializers.CharField(
+    name = StrictCharField(max_length=255)
+    password = StrictCharField(
         max_length=128, write_only=True, required=False, trim_whitespace=False
     )
-    current_password = serializers.CharField(
+    current_password = StrictCharField(
         max_length=128, write_only=True, required=False, trim_whitespace=False
     )
 
 
 class LoginSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class RefreshSerializer(StrictSerializer):
-    refresh = serializers.CharField(max_length=4096)
+    refresh = StrictCharField(max_length=4096)
 
 
 class TokenPairSerializer(serializers.Serializer):

@@ -221,3 +221,31 @@ def test_missing_token_is_401_with_www_authenticate(api_client, customer):
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_token_replayed_concurrently_works_only_once(customer, auth_client):
+    import threading
+
+    from django.db import connections
+    from rest_framework.test import APIClient
+
+    refresh = auth_client(customer).tokens["refresh"]
+    start = threading.Barrier(6)
+    statuses = []
+
+    def use() -> None:
+        try:
+            start.wait(timeout=30)
+            response = APIClient().post(REFRESH, {"refresh": refresh}, format="json")
+            statuses.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) == [200, 401, 401, 401, 401, 401]
