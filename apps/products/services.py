@@ -77,7 +77,6 @@ class ProductConflict(Conflict):
 
 
 class ProductChanged(PreconditionFailed):
-    code = "precondition_failed"
     title = "Product changed"
 
 

@@ -31,10 +31,7 @@ class ReadOrStaffWrite(BasePermission):
     """Anyone reads the catalog; only staff change it."""
 
     def has_permission(self, request, view):
-        if request.method in SAFE_METHODS:
-            return True
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff)
+        return request.method in SAFE_METHODS or _is_staff(request)
 
 
 def _is_staff(request) -> bool:
