@@ -194,3 +194,16 @@ def test_explicit_ordering_applies_to_typo_matches_too(api_client, shelf, make_p
     result = ids(api_client.get(f"{URL}/search?q=kettle&ordering=-price"))
 
     assert result == ["grinder", "misspelt", "kettle"]
+
+
+@pytest.mark.parametrize("path", [URL, f"{URL}/search?q=kettle"])
+def test_lists_carry_an_etag_and_answer_304(api_client, shelf, path):
+    first = api_client.get(path)
+
+    again = api_client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+    shelf["kettle"].name = "Renamed Kettle"
+    shelf["kettle"].save()
+    changed = api_client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert again.status_code == 304
+    assert changed.status_code == 200
