@@ -38,7 +38,7 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) scripts/check_services.py
 	$(MAKE) --no-print-directory lint
-	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings.test
+	$(PY) manage.py makemigrations --check --dry-run --verbosity 0
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed
