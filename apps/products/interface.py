@@ -89,7 +89,7 @@ def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
 
     return {
         p.id: ProductDTO.from_model(p)
-        for p in selectors.product_list_by_ids(product_ids=list(product_ids))
+        for p in selectors.products_in_order(list(product_ids))
     }
 
 

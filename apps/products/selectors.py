@@ -72,10 +72,6 @@ def json_list_contains(queryset: QuerySet, field_name: str, value: str) -> Query
     )
 
 
-def product_list_by_ids(*, product_ids: list[str]) -> list[Product]:
-    return list(Product.objects.filter(pk__in=product_ids))
-
-
 def product_get(*, product_id: str, include_archived: bool = False) -> Product:
     """A product; archived ones only for ``include_archived`` (staff)."""
     queryset = Product.objects.all()

@@ -133,7 +133,7 @@ class StockAdjustmentSerializer(StrictSerializer):
     reason = StrictCharField(max_length=500)
 
 
-class ProductQuerySerializer(serializers.Serializer):
+class ProductQuerySerializer(StrictSerializer):
     """Query parameters of the list and search endpoints."""
 
     category = StrictCharField(required=False, max_length=100)

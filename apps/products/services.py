@@ -11,7 +11,7 @@ reservation interrupted half-way.
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -137,7 +137,10 @@ def product_update(
                 actor_id,
                 actor_email,
             )
-    return _get(product_id)
+    # What was written, without reading it back.
+    product.version += 1
+    product.updated_at = now
+    return product
 
 
 def product_set_archived(*, product_id: str, archived: bool) -> Product:
@@ -307,7 +310,7 @@ def _apply(reservation: StockReservation) -> StockReservation:
     return reservation
 
 
-def _fail(reservation: StockReservation) -> StockReservation:
+def _fail(reservation: StockReservation) -> NoReturn:
     """Give back what was taken, forget the attempt and name every short item.
 
     The record is deleted, so the same order reference may try again once
@@ -403,7 +406,7 @@ def reservations_release_expired(*, now=None) -> int:
             reservation = stock_release(order_ref=order_ref)
         except ReservationConflict:
             continue  # committed meanwhile: a sale, nothing to release
-        if reservation is not None and reservation.status == "released":
+        if reservation is not None and reservation.status == ReservationStatus.RELEASED:
             released += 1
     return released
 

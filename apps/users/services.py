@@ -44,6 +44,8 @@ def user_create(
     *, email: str, name: str, password: str, is_staff: bool = False
 ) -> User:
     email = normalize_email(email)
+    # Checked before the (deliberately slow) Argon2 hash; _save still catches
+    # the race.
     if User.objects.filter(email=email).exists():
         raise EmailAlreadyRegistered(f"{email} is already registered.")
     user = User(email=email, name=name, is_staff=is_staff)

@@ -20,7 +20,14 @@ from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import (
+    BlacklistedToken,
+    OutstandingToken,
+)
 from rest_framework_simplejwt.utils import get_md5_hash_password
+
+from apps.users import selectors
+from apps.users.interface import UserNotFound
 
 
 def _b64url_uint(value: int) -> str:
@@ -109,9 +116,6 @@ def refresh_token_rotate(raw: str) -> RefreshToken:
     Rejected (401) when the user is gone or inactive, or changed their
     password after the token was issued.
     """
-    from apps.users import selectors
-    from apps.users.interface import UserNotFound
-
     refresh = refresh_token_parse(raw)
     try:
         user = selectors.user_get(user_id=refresh[api_settings.USER_ID_CLAIM])
@@ -132,11 +136,6 @@ def refresh_token_revoke(refresh: RefreshToken) -> None:
     The blacklist row is unique per token, so of two concurrent uses of one
     refresh token (a replay) only one succeeds; the other is a 401.
     """
-    from rest_framework_simplejwt.token_blacklist.models import (
-        BlacklistedToken,
-        OutstandingToken,
-    )
-
     with transaction.atomic():
         outstanding, _ = OutstandingToken.objects.get_or_create(
             jti=refresh[api_settings.JTI_CLAIM],
