@@ -9,32 +9,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from apps.core.errors import Conflict, NotFound
+from apps.products import selectors, services
+from apps.products.errors import (
+    InsufficientStock,
+    ProductNotFound,
+    ReservationConflict,
+    ReservationNotFound,
+)
 
-
-class ProductNotFound(NotFound):
-    code = "product_not_found"
-    title = "Product not found"
-
-
-class InsufficientStock(Conflict):
-    """Some items are short; ``data["items"]`` names every one of them."""
-
-    code = "insufficient_stock"
-    title = "Insufficient stock"
-
-
-class ReservationNotFound(NotFound):
-    code = "reservation_not_found"
-    title = "Reservation not found"
-
-
-class ReservationConflict(Conflict):
-    """The order reference was used before with other items, or the
-    reservation is in a state that does not allow the call."""
-
-    code = "reservation_conflict"
-    title = "Reservation conflict"
+__all__ = [
+    "InsufficientStock",
+    "ProductDTO",
+    "ProductNotFound",
+    "ReservationConflict",
+    "ReservationDTO",
+    "ReservationItem",
+    "ReservationNotFound",
+    "commit_stock",
+    "get_products",
+    "release_stock",
+    "reserve_stock",
+]
 
 
 @dataclass(frozen=True)
@@ -85,8 +80,6 @@ class ReservationDTO:
 def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
     """Return the products among ``product_ids`` that exist, keyed by id
     (archived ones included: order history needs them)."""
-    from apps.products import selectors
-
     return {
         p.id: ProductDTO.from_model(p)
         for p in selectors.products_in_order(list(product_ids))
@@ -116,8 +109,6 @@ def reserve_stock(
         ReservationConflict: ``order_ref`` was used with other items, or its
             reservation was already released.
     """
-    from apps.products import services
-
     return ReservationDTO.from_model(
         services.stock_reserve(
             order_ref=order_ref,
@@ -137,8 +128,6 @@ def release_stock(*, order_ref: str) -> ReservationDTO | None:
     Raises:
         ReservationConflict: the reservation was already committed (sold).
     """
-    from apps.products import services
-
     reservation = services.stock_release(order_ref=order_ref)
     return ReservationDTO.from_model(reservation) if reservation else None
 
@@ -150,6 +139,4 @@ def commit_stock(*, order_ref: str) -> ReservationDTO:
         ReservationNotFound: nothing was reserved for ``order_ref``.
         ReservationConflict: the reservation was released or expired.
     """
-    from apps.products import services
-
     return ReservationDTO.from_model(services.stock_commit(order_ref=order_ref))

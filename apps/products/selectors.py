@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from apps.products.interface import ProductNotFound
+from apps.products.errors import ProductNotFound
 from apps.products.models import Product
 
 ORDERINGS = {

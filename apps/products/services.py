@@ -19,9 +19,11 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.core.errors import Conflict, InvalidInput, PreconditionFailed
-from apps.products.interface import (
+from apps.core.errors import InvalidInput
+from apps.products.errors import (
     InsufficientStock,
+    ProductChanged,
+    ProductConflict,
     ProductNotFound,
     ReservationConflict,
     ReservationNotFound,
@@ -69,15 +71,6 @@ def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
         # Tags are matched exactly; one spelling each.
         fields["tags"] = sorted({t.strip().lower() for t in fields["tags"]})
     return fields
-
-
-class ProductConflict(Conflict):
-    code = "product_conflict"
-    title = "Product conflict"
-
-
-class ProductChanged(PreconditionFailed):
-    title = "Product changed"
 
 
 # -- products ----------------------------------------------------------------
