@@ -21,6 +21,7 @@ DATABASES = {
 
 CACHES = {"default": cache(env.str("CACHE_URL"))}
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default=CELERY_BROKER_URL)
 
 _private = env.str("JWT_PRIVATE_KEY", multiline=True)
 SIMPLE_JWT["SIGNING_KEY"] = _private

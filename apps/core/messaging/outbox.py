@@ -1,0 +1,72 @@
+"""Writing events to an outbox, in the caller's transaction."""
+
+import uuid
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+
+def outbox_append(
+    model,
+    *,
+    aggregate_id: str,
+    event_type: str,
+    schema_version: int,
+    data: dict[str, Any],
+):
+    """Write one event row for ``aggregate_id`` and return it.
+
+    Run inside the transaction that made the change, with the aggregate's row
+    locked, so that the event commits with the change and the sequence has
+    no gaps. On PostgreSQL a ``NOTIFY`` (delivered at commit) wakes the
+    relay; with the inline publisher the event is published in-process once
+    the transaction commits.
+    """
+    db = router.db_for_write(model)
+    last = (
+        model.objects.using(db)
+        .filter(aggregate_id=aggregate_id)
+        .aggregate(last=Max("sequence"))["last"]
+    )
+    event_id = uuid.uuid4()
+    now = timezone.now()
+    sequence = (last or 0) + 1
+    envelope = {
+        "event_id": str(event_id),
+        "event_type": event_type,
+        "schema_version": schema_version,
+        "occurred_at": now.isoformat(),
+        "aggregate_id": aggregate_id,
+        "sequence": sequence,
+        "data": data,
+    }
+    event = model.objects.using(db).create(
+        id=event_id,
+        aggregate_id=aggregate_id,
+        sequence=sequence,
+        event_type=event_type,
+        envelope=envelope,
+        created_at=now,
+    )
+    connection = connections[db]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [notify_channel(model)])
+    transaction.on_commit(lambda: _after_commit(model), using=db)
+    return event
+
+
+def notify_channel(model) -> str:
+    """The PostgreSQL NOTIFY channel that wakes the relay of ``model``."""
+    return f"outbox_{model._meta.db_table}"
+
+
+def _after_commit(model) -> None:
+    from django.conf import settings
+
+    if settings.EVENTS_PUBLISHER == "inline":
+        from apps.core.messaging import relay
+
+        relay.relay_publish_pending(model, publisher=relay.inline_publisher())

@@ -1,0 +1,143 @@
+"""The outbox relay: publish pending events, in order, and mark them sent.
+
+Several relays may run at once: each claims rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and skips any event whose aggregate
+still has an earlier event pending, so the events of one aggregate are
+published one after the other, in sequence order, whoever publishes them.
+A relay that dies after publishing and before marking leaves the rows
+pending: they are published again, and consumers' inboxes drop the copy.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from django.apps import apps
+from django.conf import settings
+from django.db import router, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from kombu import Connection
+
+from apps.core.messaging import topology
+
+logger = logging.getLogger("apps.core.messaging.relay")
+
+
+class Publisher(Protocol):
+    def publish(self, envelopes: list[dict]) -> None:
+        """Publish every envelope durably, or raise."""
+
+
+class AmqpPublisher:
+    """Publishes to the events exchange: persistent messages, publisher
+    confirms (each publish returns once the broker has the message)."""
+
+    def __init__(self, url: str | None = None):
+        self.connection = Connection(
+            url or settings.EVENTS_BROKER_URL,
+            transport_options={"confirm_publish": True},
+            connect_timeout=settings.EVENTS_CONNECT_TIMEOUT,
+        )
+        self._producer = None
+
+    def _get_producer(self):
+        if self._producer is None:
+            self.connection.ensure_connection(max_retries=1)
+            topology.declare(self.connection.default_channel)
+            self._producer = self.connection.Producer(exchange=topology.exchange())
+        return self._producer
+
+    def publish(self, envelopes: list[dict]) -> None:
+        try:
+            producer = self._get_producer()
+            for envelope in envelopes:
+                producer.publish(
+                    envelope,
+                    routing_key=envelope["event_type"],
+                    serializer="json",
+                    delivery_mode=2,
+                    message_id=envelope["event_id"],
+                    headers={"schema_version": envelope["schema_version"]},
+                )
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._producer = None
+        self.connection.release()
+        self.connection = self.connection.clone()
+
+
+class InlinePublisher:
+    """The embedded default's broker: hands each event to every consumer in
+    this process, at once (``make run`` needs no RabbitMQ)."""
+
+    def publish(self, envelopes: list[dict]) -> None:
+        from apps.core.messaging import consumers
+
+        for envelope in envelopes:
+            for spec in topology.enabled_consumer_specs():
+                if consumers.routes_to(spec, envelope["event_type"]):
+                    consumers.consume_inline(spec, envelope)
+
+
+def inline_publisher() -> InlinePublisher:
+    return InlinePublisher()
+
+
+def outbox_models() -> list:
+    return [apps.get_model(label) for label in settings.OUTBOX_MODELS]
+
+
+def relay_publish_pending(model, *, publisher: Publisher, batch_size=None) -> int:
+    """Publish one batch of ``model``'s pending events; return how many."""
+    db = router.db_for_write(model)
+    batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
+    earlier_pending = model.objects.using(db).filter(
+        aggregate_id=OuterRef("aggregate_id"),
+        sequence__lt=OuterRef("sequence"),
+        published_at__isnull=True,
+    )
+    rows: list = []
+    try:
+        with transaction.atomic(using=db):
+            rows = list(
+                model.objects.using(db)
+                .select_for_update(skip_locked=True)
+                .filter(published_at__isnull=True)
+                .exclude(Exists(earlier_pending))
+                .order_by("created_at", "sequence")
+                .only("id", "envelope")[:batch_size]
+            )
+            if not rows:
+                return 0
+            publisher.publish([row.envelope for row in rows])
+            model.objects.using(db).filter(pk__in=[row.pk for row in rows]).update(
+                published_at=timezone.now()
+            )
+    except Exception as exc:
+        logger.warning("Outbox relay: publishing failed: %r", exc)
+        _record_failure(model, db, [row.pk for row in rows], exc)
+        raise
+    return len(rows)
+
+
+def _record_failure(model, db, ids: Iterable, exc: Exception) -> None:
+    from django.db.models import F
+
+    model.objects.using(db).filter(pk__in=list(ids), published_at__isnull=True).update(
+        attempts=F("attempts") + 1, last_error=repr(exc)[:2000]
+    )
+
+
+def relay_publish_all(*, publisher: Publisher) -> int:
+    """Drain every outbox (OUTBOX_MODELS); return how many were published."""
+    total = 0
+    for model in outbox_models():
+        # A batch holds one event per aggregate at most when several are
+        # pending; the next batch takes the following ones.
+        while published := relay_publish_pending(model, publisher=publisher):
+            total += published
+    return total
