@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from apps.products import selectors, services
+from apps.products import reservations, selectors
 from apps.products.errors import (
     InsufficientStock,
     ProductNotFound,
@@ -110,7 +110,7 @@ def reserve_stock(
             reservation was already released.
     """
     return ReservationDTO.from_model(
-        services.stock_reserve(
+        reservations.stock_reserve(
             order_ref=order_ref,
             items=[(i.product_id, i.quantity) for i in items],
             ttl_seconds=ttl_seconds,
@@ -128,7 +128,7 @@ def release_stock(*, order_ref: str) -> ReservationDTO | None:
     Raises:
         ReservationConflict: the reservation was already committed (sold).
     """
-    reservation = services.stock_release(order_ref=order_ref)
+    reservation = reservations.stock_release(order_ref=order_ref)
     return ReservationDTO.from_model(reservation) if reservation else None
 
 
@@ -139,4 +139,4 @@ def commit_stock(*, order_ref: str) -> ReservationDTO:
         ReservationNotFound: nothing was reserved for ``order_ref``.
         ReservationConflict: the reservation was released or expired.
     """
-    return ReservationDTO.from_model(services.stock_commit(order_ref=order_ref))
+    return ReservationDTO.from_model(reservations.stock_commit(order_ref=order_ref))

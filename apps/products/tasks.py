@@ -2,15 +2,15 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from apps.products import services
+from apps.products import reservations
 
 
 @shared_task(acks_late=True)
 def reservations_release_expired_task() -> dict[str, int]:
     """Periodic: release expired holds and repair interrupted ones."""
     return {
-        "released": services.reservations_release_expired(),
-        "repaired": services.reservations_repair_interrupted(
+        "released": reservations.reservations_release_expired(),
+        "repaired": reservations.reservations_repair_interrupted(
             older_than=timedelta(minutes=5)
         ),
     }

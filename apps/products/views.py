@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from apps.core.errors import PreconditionFailed
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
-from apps.products import selectors, services
+from apps.products import search, selectors, services
 from apps.products.selectors import ATTRIBUTE_KEY, ProductFilters
 from apps.products.serializers import (
     ProductQuerySerializer,
@@ -187,7 +187,7 @@ class ProductSearchView(APIView):
     )
     def get(self, request):
         filters, values = _parse_query(request, SearchQuerySerializer)
-        ranked_ids = selectors.product_search(
+        ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )
         return _page(request, self, ranked_ids, load=selectors.products_in_order)

@@ -3,7 +3,7 @@
 PostgreSQL: unaccent and pg_trgm, an immutable unaccent wrapper, a stored
 generated tsvector column with a GIN index for the weighted document (name A; category and tags B; description C) and a
 trigram GIN index on the folded name. The name expression must stay equal to
-apps.products.selectors._PG_NAME for the index to be used.
+apps.products.search._PG_NAME for the index to be used.
 MongoDB: a weighted text index. SQLite: nothing (a simpler match).
 """
 

@@ -26,10 +26,10 @@ def engine_semantics(request, monkeypatch):
     keep stock right."""
     import contextlib
 
-    from apps.products import services
+    from apps.products import db
 
     if request.param == "no transaction":
-        monkeypatch.setattr(services, "_atomic", contextlib.nullcontext)
+        monkeypatch.setattr(db, "atomic", contextlib.nullcontext)
     return request.param
 
 
@@ -185,7 +185,7 @@ def test_periodic_task_releases_expired_reservations(make_product):
 
 
 def test_sweeper_repairs_a_reservation_interrupted_half_way(make_product):
-    from apps.products.services import reservations_repair_interrupted
+    from apps.products.reservations import reservations_repair_interrupted
 
     make_product(id="a", stock=3)
     make_product(id="b", stock=3)

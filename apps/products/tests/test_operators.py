@@ -98,8 +98,8 @@ def test_catalog_runs_on_mongodb():
         "CATALOG_DATABASE_URL": os.environ["MONGODB_URI"],
     }
     script = (
-        "from apps.products import selectors, interface as i;"
-        "ids = selectors.product_search(query='kettle',"
+        "from apps.products import search, selectors, interface as i;"
+        "ids = search.product_search(query='kettle',"
         " filters=selectors.ProductFilters());"
         "top = selectors.products_in_order(ids[:3]);"
         "assert top and all('ettle' in p.name for p in top), top;"

@@ -104,3 +104,39 @@ def test_interface_re_exports_the_errors_callers_may_catch():
         "ReservationConflict",
     ):
         assert getattr(interface, name) is getattr(errors, name)
+
+
+def _functions(tree: ast.Module) -> set[str]:
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_reservations_and_search_have_modules_of_their_own():
+    modules = _modules()
+    reservation_use_cases = {
+        "stock_reserve",
+        "stock_release",
+        "stock_commit",
+        "reservations_release_expired",
+        "reservations_repair_interrupted",
+    }
+
+    assert reservation_use_cases <= _functions(modules["reservations"])
+    assert not reservation_use_cases & _functions(modules["services"])
+    assert "product_search" in _functions(modules["search"])
+    assert "product_search" not in _functions(modules["selectors"])
+
+
+def test_domain_modules_import_no_rest_framework():
+    domain = ("models", "errors", "db", "services", "reservations", "selectors")
+    domain += ("search", "interface")
+    imported = {
+        (name, alias.name if isinstance(node, ast.Import) else node.module)
+        for name in domain
+        for node in ast.walk(_modules()[name])
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+
+    assert {
+        (n, m) for n, m in imported if m and m.startswith("rest_framework")
+    } == set()
