@@ -4,7 +4,20 @@
 handler (apps.core.problems) turns any of them into problem+json.
 """
 
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
 from apps.core.errors import Conflict, NotFound, PreconditionFailed
+
+
+@dataclass(frozen=True)
+class Shortage:
+    """One short item of a reservation: unknown and archived products
+    count as short with nothing available."""
+
+    product_id: str
+    requested: int
+    available: int
 
 
 class ProductNotFound(NotFound):
@@ -28,10 +41,18 @@ class ProductChanged(PreconditionFailed):
 
 
 class InsufficientStock(Conflict):
-    """Some items are short; ``data["items"]`` names every one of them."""
+    """Some items are short: ``shortages`` names every one of them (and the
+    problem body lists them, as dicts, under ``items``)."""
 
     code = "insufficient_stock"
     title = "Insufficient stock"
+
+    def __init__(self, shortages: Iterable[Shortage], detail: str | None = None):
+        self.shortages = tuple(shortages)
+        super().__init__(
+            detail or "Some items are short.",
+            items=[asdict(shortage) for shortage in self.shortages],
+        )
 
 
 class ReservationNotFound(NotFound):

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from apps.products import reservations, selectors
 from apps.products.errors import (
@@ -15,6 +16,7 @@ from apps.products.errors import (
     ProductNotFound,
     ReservationConflict,
     ReservationNotFound,
+    Shortage,
 )
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "ReservationDTO",
     "ReservationItem",
     "ReservationNotFound",
+    "ReservationStatusName",
+    "Shortage",
     "commit_stock",
     "get_products",
     "release_stock",
@@ -38,6 +42,8 @@ class ProductDTO:
     name: str
     price: Decimal
     stock: int
+    # Snapshotted on order lines, for sales by category.
+    category: str
     is_archived: bool
 
     @classmethod
@@ -47,6 +53,7 @@ class ProductDTO:
             name=product.name,
             price=product.price,
             stock=product.stock,
+            category=product.category,
             is_archived=product.is_archived,
         )
 
@@ -57,10 +64,27 @@ class ReservationItem:
     quantity: int
 
 
+# The reservation statuses (models.ReservationStatus; ADR 0013):
+# pending: being made, item by item; releasing: released while being made,
+# its stock comes back without another call; active: stock held for the
+# order; committed: sold; released: held stock given back (cancel or
+# expiry); failed: never completed, nothing held; returned: sold stock
+# given back.
+ReservationStatusName = Literal[
+    "pending",
+    "releasing",
+    "active",
+    "committed",
+    "released",
+    "failed",
+    "returned",
+]
+
+
 @dataclass(frozen=True)
 class ReservationDTO:
     order_ref: str
-    status: str
+    status: ReservationStatusName
     items: tuple[ReservationItem, ...]
     expires_at: datetime
 

@@ -24,6 +24,7 @@ from apps.products.errors import (
     InsufficientStock,
     ReservationConflict,
     ReservationNotFound,
+    Shortage,
 )
 from apps.products.models import Product, ReservationStatus, StockReservation
 
@@ -120,16 +121,16 @@ def _fail(reservation: StockReservation) -> NoReturn:
         )
     }
     shortages = [
-        {
-            "product_id": line["product_id"],
-            "requested": line["quantity"],
-            "available": available.get(line["product_id"], 0),
-        }
+        Shortage(
+            product_id=line["product_id"],
+            requested=line["quantity"],
+            available=available.get(line["product_id"], 0),
+        )
         for line in reservation.items
         if available.get(line["product_id"], 0) < line["quantity"]
     ]
     StockReservation.objects.filter(pk=reservation.pk).delete()
-    raise InsufficientStock("Some items are short.", items=shortages)
+    raise InsufficientStock(shortages)
 
 
 def _give_back(reservation: StockReservation, *, only=None) -> None:

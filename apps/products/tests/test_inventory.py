@@ -10,6 +10,7 @@ from apps.products.interface import (
     ReservationConflict,
     ReservationItem,
     ReservationNotFound,
+    Shortage,
     commit_stock,
     release_stock,
     reserve_stock,
@@ -73,13 +74,39 @@ def test_reserve_is_all_or_nothing_and_names_every_short_item(
             ],
         )
 
-    assert caught.value.data["items"] == [
-        {"product_id": "b", "requested": 3, "available": 1},
-        {"product_id": "c", "requested": 1, "available": 0},
-        {"product_id": "ghost", "requested": 1, "available": 0},
-    ]
+    assert caught.value.shortages == (
+        Shortage(product_id="b", requested=3, available=1),
+        Shortage(product_id="c", requested=1, available=0),
+        Shortage(product_id="ghost", requested=1, available=0),
+    )
     assert (stock("a"), stock("b"), stock("c")) == (5, 1, 0)
     assert not StockReservation.objects.exists()
+
+
+def test_shortages_reach_the_client_as_items_of_the_problem(make_product):
+    from apps.core.problems import exception_handler
+
+    make_product(id="a", stock=1)
+    with pytest.raises(InsufficientStock) as caught:
+        reserve_stock(order_ref="o1", items=[ReservationItem("a", 3)])
+
+    body = exception_handler(caught.value, {}).data
+
+    assert (body["status"], body["code"]) == (409, "insufficient_stock")
+    assert body["items"] == [{"product_id": "a", "requested": 3, "available": 1}]
+
+
+def test_reservation_status_is_typed_at_the_interface():
+    import typing
+
+    from apps.products.interface import ReservationDTO
+
+    status = typing.get_type_hints(ReservationDTO)["status"]
+
+    assert typing.get_origin(status) is typing.Literal
+    assert {"pending", "active", "committed", "released", "failed"} <= set(
+        typing.get_args(status)
+    )
 
 
 def test_archived_products_cannot_be_reserved(make_product):

@@ -36,6 +36,19 @@ def test_get_products_returns_dtos_for_known_ids(make_product):
     assert found["a"].is_archived is True
 
 
+def test_product_dtos_carry_the_category(make_product):
+    make_product(id="a", category="Kitchen")
+    make_product(id="b", category="Garden")
+
+    found = get_products(["b", "a"])
+
+    assert list(found) == ["b", "a"]
+    assert {pk: dto.category for pk, dto in found.items()} == {
+        "a": "Kitchen",
+        "b": "Garden",
+    }
+
+
 @pytest.fixture
 def admin_client(client, staff):
     staff.is_superuser = True
