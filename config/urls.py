@@ -3,7 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import health
+from apps.core.messaging.admin_views import dead_letters_view
 from apps.users.views import JwksView
+
+admin.site.site_header = "Shop operations"
+admin.site.site_title = "Shop admin"
 
 handler400 = "apps.core.problems.bad_request"
 handler403 = "apps.core.problems.permission_denied"
@@ -13,6 +17,8 @@ handler500 = "apps.core.problems.server_error"
 api_v1 = [
     path("", include("apps.users.urls")),
     path("", include("apps.products.urls")),
+    path("", include("apps.orders.urls")),
+    path("", include("apps.analytics.urls")),
 ]
 
 urlpatterns = [
@@ -22,5 +28,10 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path(
+        "admin/dead-letters/",
+        admin.site.admin_view(dead_letters_view),
+        name="admin-dead-letters",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -42,7 +42,9 @@ INSTALLED_APPS = [
     "apps.users",
     "apps.products",
     "apps.orders",
+    "apps.analytics",
     "apps.gateway",
+    "sagas",
 ]
 
 MIDDLEWARE = [
@@ -62,7 +64,8 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide overrides of other apps' templates (the admin index).
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -114,6 +117,62 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
+# ---------------------------------------------------------------------------
+# Events: transactional outbox -> RabbitMQ topic exchange -> consumers
+# ---------------------------------------------------------------------------
+# "amqp": the relay (manage.py relay_outbox) publishes to RabbitMQ;
+# "inline": each commit publishes in-process to the consumers (make run).
+EVENTS_PUBLISHER = env.str("EVENTS_PUBLISHER", default="amqp")
+EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default=CELERY_BROKER_URL)
+EVENTS_EXCHANGE = env.str("EVENTS_EXCHANGE", default="shop.events")
+EVENTS_CONNECT_TIMEOUT = env.float("EVENTS_CONNECT_TIMEOUT", default=2.0)
+# A consumer's failed attempt waits this long before the next one; after
+# the last delay the event goes to the consumer's dead-letter queue.
+EVENTS_RETRY_DELAYS_MS = env.list(
+    "EVENTS_RETRY_DELAYS_MS", cast=int, default=[1000, 5000, 30000]
+)
+# Outboxes the relay drains, and how.
+OUTBOX_MODELS = ["orders.OutboxEvent"]
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=100)
+OUTBOX_RELAY_POLL_SECONDS = env.float("OUTBOX_RELAY_POLL_SECONDS", default=1.0)
+# Each consumer: its handler, its inbox (in the database its work writes
+# to) and the routing keys its queue is bound with.
+EVENT_CONSUMERS = {
+    "notification": {
+        "handler": "apps.orders.consumers.notification_handle",
+        "inbox": "orders.InboxEntry",
+        "bindings": ["order.*"],
+    },
+    "analytics": {
+        "handler": "apps.analytics.consumers.analytics_handle",
+        "inbox": "analytics.InboxEntry",
+        "bindings": ["order.*"],
+    },
+    "inventory": {
+        "handler": "apps.products.consumers.inventory_handle",
+        "inbox": "products.InboxEntry",
+        "bindings": ["order.*"],
+    },
+}
+# The consumers a Celery worker runs ("*": all; empty: none).
+EVENT_CONSUMERS_ENABLED = env.list("EVENT_CONSUMERS_ENABLED", default=["*"])
+# Tests only: a file naming a consumer that then dies before its next ack.
+EVENTS_CHAOS_CRASH_FILE = env.str("EVENTS_CHAOS_CRASH_FILE", default="")
+
+# ---------------------------------------------------------------------------
+# E-mail (order notifications): console in development, SMTP by settings
+# ---------------------------------------------------------------------------
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
 # ---------------------------------------------------------------------------
 # Authentication: users context, Argon2 passwords, RS256 JWTs
@@ -247,5 +306,10 @@ CELERY_BEAT_SCHEDULE = {
     "catalog-release-expired-reservations": {
         "task": "apps.products.tasks.reservations_release_expired_task",
         "schedule": env.int("CATALOG_SWEEP_INTERVAL_SECONDS", default=60),
+    },
+    # A safety net: the relay process publishes within milliseconds.
+    "events-relay-outbox": {
+        "task": "apps.core.tasks.outbox_relay_task",
+        "schedule": env.int("OUTBOX_RELAY_BEAT_SECONDS", default=30),
     },
 }

@@ -16,6 +16,10 @@ ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"]
 )
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+EVENTS_PUBLISHER = env.str("EVENTS_PUBLISHER", default="inline")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
 
 VAR_DIR.mkdir(exist_ok=True)
 _private, _public = load_or_create_keypair(VAR_DIR / "keys")

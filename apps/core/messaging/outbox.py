@@ -69,4 +69,4 @@ def _after_commit(model) -> None:
     if settings.EVENTS_PUBLISHER == "inline":
         from apps.core.messaging import relay
 
-        relay.relay_publish_pending(model, publisher=relay.inline_publisher())
+        relay.relay_inline(model)

@@ -9,6 +9,8 @@ pending: they are published again, and consumers' inboxes drop the copy.
 """
 
 import logging
+import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -71,20 +73,43 @@ class AmqpPublisher:
 
 
 class InlinePublisher:
-    """The embedded default's broker: hands each event to every consumer in
-    this process, at once (``make run`` needs no RabbitMQ)."""
+    """The embedded default's broker (``make run`` needs no RabbitMQ): keeps
+    what the relay publishes, for ``relay_inline`` to hand to consumers."""
+
+    def __init__(self):
+        self.published: list[dict] = []
 
     def publish(self, envelopes: list[dict]) -> None:
-        from apps.core.messaging import consumers
+        self.published.extend(envelopes)
 
-        for envelope in envelopes:
+
+_inline = threading.local()
+
+
+def relay_inline(model) -> None:
+    """Publish ``model``'s pending events to the in-process consumers, after
+    the relay's transaction committed, each event to every consumer before
+    the next event. A consumer whose work writes new events (the saga
+    confirming an order) queues them behind the current one instead of
+    delivering them in the middle of it."""
+    from apps.core.messaging import consumers
+
+    publisher = InlinePublisher()
+    while relay_publish_pending(model, publisher=publisher):
+        pass
+    queue = getattr(_inline, "queue", None)
+    if queue is not None:  # already delivering, further up this thread
+        queue.extend(publisher.published)
+        return
+    _inline.queue = deque(publisher.published)
+    try:
+        while _inline.queue:
+            envelope = _inline.queue.popleft()
             for spec in topology.enabled_consumer_specs():
                 if consumers.routes_to(spec, envelope["event_type"]):
                     consumers.consume_inline(spec, envelope)
-
-
-def inline_publisher() -> InlinePublisher:
-    return InlinePublisher()
+    finally:
+        _inline.queue = None
 
 
 def outbox_models() -> list:
