@@ -74,11 +74,17 @@ class StockAdjustment(models.Model):
 
 
 class ReservationStatus(models.TextChoices):
+    """Moves only as apps.products.reservations.TRANSITIONS allows."""
+
     PENDING = "pending", "Pending"  # being applied item by item
+    # Released while being made: its maker (or the sweeper) gives it back.
+    RELEASING = "releasing", "Releasing"
     ACTIVE = "active", "Active"  # stock held for the order
     COMMITTED = "committed", "Committed"  # sold
     RELEASED = "released", "Released"  # stock given back (cancel or expiry)
-    FAILED = "failed", "Failed"  # interrupted, repaired by the sweeper
+    # Never completed (short, or interrupted and repaired); holds nothing.
+    FAILED = "failed", "Failed"
+    RETURNED = "returned", "Returned"  # sold, then given back (a refund)
 
 
 class StockReservation(models.Model):

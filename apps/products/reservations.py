@@ -5,11 +5,12 @@ This is the part of the catalog the create-order saga drives (through
 on every engine; the reservation record (unique per order reference, with the
 items already taken) makes every call idempotent and lets the sweeper repair
 a reservation interrupted half-way, where MongoDB has no transaction (ADR
-0008).
+0008). Every status change goes through ``transition`` and the table
+``TRANSITIONS`` (ADR 0013).
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -27,6 +28,109 @@ from apps.products.errors import (
     Shortage,
 )
 from apps.products.models import Product, ReservationStatus, StockReservation
+
+S = ReservationStatus
+
+# -- the state machine ---------------------------------------------------------
+
+# Each status and the statuses a reservation in it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.ACTIVE, S.FAILED, S.RELEASING}),
+    S.RELEASING: frozenset({S.RELEASED}),
+    S.ACTIVE: frozenset({S.COMMITTED, S.RELEASED}),
+    S.COMMITTED: frozenset(),
+    S.RELEASED: frozenset(),
+    S.FAILED: frozenset(),
+    S.RETURNED: frozenset(),
+}
+
+# Statuses in which a reservation may hold stock.
+HOLDING = (S.PENDING, S.RELEASING, S.ACTIVE)
+
+# What each use case does in each status: the status to move to, or None
+# when there is nothing to do (the call is idempotent there). A status left
+# out is a ReservationConflict that names it.
+ON_RELEASE: dict[str, str | None] = {
+    # Being made: the maker gives the stock back when it sees the mark (or
+    # the sweeper does, if the maker died), so stock is never held until the
+    # expiry and never given back twice.
+    S.PENDING: S.RELEASING,
+    S.ACTIVE: S.RELEASED,  # the release gives the stock back
+    S.RELEASING: None,
+    S.RELEASED: None,
+    S.FAILED: None,  # nothing held
+    # COMMITTED: sold; giving sold stock back is a return.
+}
+ON_COMMIT: dict[str, str | None] = {
+    S.ACTIVE: S.COMMITTED,
+    S.COMMITTED: None,
+    # PENDING: not made yet (the caller may retry); the rest hold nothing.
+}
+# The maker stops (a shortage, or released meanwhile), or the sweeper
+# repairs a reservation whose maker died: whoever makes the move gives back
+# the items recorded as taken.
+ON_ABANDON: dict[str, str | None] = {
+    S.PENDING: S.FAILED,
+    S.RELEASING: S.RELEASED,
+    S.FAILED: None,  # the sweeper gave the stock back
+    S.RELEASED: None,
+}
+# Reserving an order reference again returns the reservation in these.
+REUSABLE = (S.ACTIVE, S.COMMITTED)
+
+
+def transition(reservation: StockReservation, to: str) -> bool:
+    """Move ``reservation`` from the status it was read in to ``to``, by
+    compare-and-set on the status (one atomic update on every engine), so
+    that only one caller makes any move.
+
+    Returns True when this call made the move; False when the status had
+    changed meanwhile, with ``reservation.status`` and ``applied`` re-read.
+    Raises ReservationConflict, naming the current status, when the table
+    does not allow the move.
+    """
+    current = reservation.status
+    if to not in TRANSITIONS[current]:
+        raise _conflict(reservation, f"is {current}; it cannot become {to}")
+    moved = StockReservation.objects.filter(pk=reservation.pk, status=current).update(
+        status=to, updated_at=timezone.now()
+    )
+    if moved:
+        reservation.status = to
+        return True
+    fresh = (
+        StockReservation.objects.filter(pk=reservation.pk)
+        .values("status", "applied")
+        .first()
+    )
+    # A record is deleted only after its reservation failed (a shortage).
+    fresh = fresh or {"status": S.FAILED, "applied": []}
+    reservation.status, reservation.applied = fresh["status"], fresh["applied"]
+    return False
+
+
+def _follow(reservation: StockReservation, rules: Mapping[str, str | None]) -> bool:
+    """Apply a use case's rule for the reservation's current status; after
+    a lost race, decide again on the fresh status (statuses only move
+    forward, so this ends). Returns True when this call made a move."""
+    while True:
+        if reservation.status not in rules:
+            raise _conflict(reservation, f"is {reservation.status}")
+        target = rules[reservation.status]
+        if target is None:
+            return False
+        if transition(reservation, target):
+            return True
+
+
+def _conflict(reservation: StockReservation, what: str) -> ReservationConflict:
+    return ReservationConflict(
+        f"The reservation for {reservation.order_ref} {what}.",
+        reservation_status=str(reservation.status),
+    )
+
+
+# -- use cases -----------------------------------------------------------------
 
 
 def _merge_items(items: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -47,18 +151,22 @@ def stock_reserve(
 ) -> StockReservation:
     lines = _merge_items(items)
     ttl = ttl_seconds or settings.CATALOG_RESERVATION_TTL_SECONDS
-    with db.atomic():
-        try:
-            with transaction.atomic(using=db.alias()):
-                reservation = StockReservation.objects.create(
-                    order_ref=order_ref,
-                    items=lines,
-                    product_ids=[line["product_id"] for line in lines],
-                    expires_at=timezone.now() + timedelta(seconds=ttl),
-                )
-        except IntegrityError:
-            return _existing_reservation(order_ref, lines)
-        return _apply(reservation)
+    # The record is saved on its own, before any stock moves, and the
+    # stock is taken outside a transaction on every engine: a release
+    # made meanwhile must see the PENDING record (an enclosing transaction
+    # would hide it until the end, and roll back the give-backs of a
+    # maker that stops on an error).
+    try:
+        with transaction.atomic(using=db.alias()):
+            reservation = StockReservation.objects.create(
+                order_ref=order_ref,
+                items=lines,
+                product_ids=[line["product_id"] for line in lines],
+                expires_at=timezone.now() + timedelta(seconds=ttl),
+            )
+    except IntegrityError:
+        return _existing_reservation(order_ref, lines)
+    return _make(reservation)
 
 
 def _existing_reservation(order_ref: str, lines) -> StockReservation:
@@ -67,53 +175,66 @@ def _existing_reservation(order_ref: str, lines) -> StockReservation:
         raise ReservationConflict(
             f"Order reference {order_ref} was reserved with other items."
         )
-    if reservation.status not in (
-        ReservationStatus.ACTIVE,
-        ReservationStatus.COMMITTED,
-    ):
+    if reservation.status not in REUSABLE:
         # PENDING: another call for this reference is still taking stock.
-        raise ReservationConflict(
-            f"The reservation for {order_ref} is {reservation.status}."
-        )
+        raise _conflict(reservation, f"is {reservation.status}")
     return reservation
 
 
-def _apply(reservation: StockReservation) -> StockReservation:
+def _make(reservation: StockReservation) -> StockReservation:
     """Take stock item by item (in product-id order, so concurrent
-    reservations never wait on each other in a cycle); undo on a shortage."""
+    reservations never wait on each other in a cycle); undo on a shortage
+    or when the reservation is released (or repaired) meanwhile."""
     for line in reservation.items:
-        taken = Product.objects.filter(
+        if not _take(line):
+            _abandon(reservation)
+            _short(reservation)
+        reservation.applied.append(line["product_id"])
+        # Recorded only while still PENDING, so that whoever moves the
+        # reservation on reads every item taken before the move.
+        recorded = StockReservation.objects.filter(
+            pk=reservation.pk, status=S.PENDING
+        ).update(applied=reservation.applied, updated_at=timezone.now())
+        if not recorded:
+            # Released, or judged interrupted by the sweeper: this item is
+            # not on the record, so it is given back here.
+            reservation.applied.pop()
+            _give_back_line(line)
+            break
+    else:
+        if transition(reservation, S.ACTIVE):
+            return reservation
+    _abandon(reservation)
+    raise _conflict(reservation, f"was {reservation.status} while being made")
+
+
+def _take(line: dict[str, Any]) -> bool:
+    return bool(
+        Product.objects.filter(
             pk=line["product_id"], is_archived=False, stock__gte=line["quantity"]
         ).update(stock=F("stock") - line["quantity"], version=F("version") + 1)
-        if not taken:
-            return _fail(reservation)
-        reservation.applied.append(line["product_id"])
-        StockReservation.objects.filter(pk=reservation.pk).update(
-            applied=reservation.applied
-        )
-    if not _transition(
-        reservation, ReservationStatus.PENDING, ReservationStatus.ACTIVE
-    ):
-        # The sweeper judged this reservation interrupted and gave its
-        # stock back meanwhile.
-        raise ReservationConflict(
-            f"The reservation for {reservation.order_ref} was interrupted."
-        )
-    reservation.status = ReservationStatus.ACTIVE
-    return reservation
+    )
 
 
-def _fail(reservation: StockReservation) -> NoReturn:
-    """Give back what was taken, forget the attempt and name every short item.
+def _abandon(reservation: StockReservation) -> bool:
+    """Stop making ``reservation``; the caller that moves it out of
+    PENDING or RELEASING gives back the items recorded as taken. Returns
+    True when this call did.
 
-    The record is deleted, so the same order reference may try again once
-    stock is back (the same outcome on every engine, with or without a
-    transaction).
+    The status moves before the stock comes back, so that a crash in
+    between leaves nothing for anyone to give back a second time.
     """
-    # FAILED before giving back, so that a crash in between leaves nothing
-    # for the sweeper to give back a second time.
-    if _transition(reservation, ReservationStatus.PENDING, ReservationStatus.FAILED):
-        _give_back(reservation, only=reservation.applied)
+    if not _follow(reservation, ON_ABANDON):
+        return False
+    reservation.refresh_from_db(fields=["applied"])
+    _give_back(reservation, only=reservation.applied)
+    return True
+
+
+def _short(reservation: StockReservation) -> NoReturn:
+    """Name every short item; forget a failed attempt, so that the same
+    order reference may try again once stock is back (the same outcome on
+    every engine, with or without a transaction)."""
     available = {
         p.pk: (0 if p.is_archived else p.stock)
         for p in Product.objects.filter(pk__in=reservation.product_ids).only(
@@ -129,26 +250,22 @@ def _fail(reservation: StockReservation) -> NoReturn:
         for line in reservation.items
         if available.get(line["product_id"], 0) < line["quantity"]
     ]
-    StockReservation.objects.filter(pk=reservation.pk).delete()
+    if reservation.status == S.FAILED:
+        StockReservation.objects.filter(pk=reservation.pk).delete()
     raise InsufficientStock(shortages)
+
+
+def _give_back_line(line: dict[str, Any]) -> None:
+    Product.objects.filter(pk=line["product_id"]).update(
+        stock=F("stock") + line["quantity"], version=F("version") + 1
+    )
 
 
 def _give_back(reservation: StockReservation, *, only=None) -> None:
     wanted = set(reservation.product_ids if only is None else only)
     for line in reservation.items:
         if line["product_id"] in wanted:
-            Product.objects.filter(pk=line["product_id"]).update(
-                stock=F("stock") + line["quantity"], version=F("version") + 1
-            )
-
-
-def _transition(reservation, from_status, to_status) -> bool:
-    """Compare-and-set on the status: only one caller wins a transition."""
-    return bool(
-        StockReservation.objects.filter(pk=reservation.pk, status=from_status).update(
-            status=to_status, updated_at=timezone.now()
-        )
-    )
+            _give_back_line(line)
 
 
 def stock_release(*, order_ref: str) -> StockReservation | None:
@@ -156,13 +273,8 @@ def stock_release(*, order_ref: str) -> StockReservation | None:
         reservation = StockReservation.objects.filter(order_ref=order_ref).first()
         if reservation is None:
             return None
-        if reservation.status == ReservationStatus.COMMITTED:
-            raise ReservationConflict(f"The reservation for {order_ref} was sold.")
-        if reservation.status == ReservationStatus.ACTIVE and _transition(
-            reservation, ReservationStatus.ACTIVE, ReservationStatus.RELEASED
-        ):
+        if _follow(reservation, ON_RELEASE) and reservation.status == S.RELEASED:
             _give_back(reservation)
-        reservation.refresh_from_db()
         return reservation
 
 
@@ -171,20 +283,17 @@ def stock_commit(*, order_ref: str) -> StockReservation:
         reservation = StockReservation.objects.filter(order_ref=order_ref).first()
         if reservation is None:
             raise ReservationNotFound(f"Nothing is reserved for {order_ref}.")
-        if reservation.status == ReservationStatus.ACTIVE and _transition(
-            reservation, ReservationStatus.ACTIVE, ReservationStatus.COMMITTED
-        ):
+        if _follow(reservation, ON_COMMIT):
+            # Best-selling counts move with the sale, not with an event.
             for line in reservation.items:
                 Product.objects.filter(pk=line["product_id"]).update(
                     sold_count=F("sold_count") + line["quantity"],
                     version=F("version") + 1,
                 )
-        reservation.refresh_from_db()
-        if reservation.status != ReservationStatus.COMMITTED:
-            raise ReservationConflict(
-                f"The reservation for {order_ref} is {reservation.status}."
-            )
         return reservation
+
+
+# -- the sweeper ---------------------------------------------------------------
 
 
 def reservations_release_expired(*, now=None) -> int:
@@ -192,31 +301,30 @@ def reservations_release_expired(*, now=None) -> int:
     now = now or timezone.now()
     released = 0
     due = StockReservation.objects.filter(
-        status=ReservationStatus.ACTIVE, expires_at__lte=now
+        status=S.ACTIVE, expires_at__lte=now
     ).values_list("order_ref", flat=True)
     for order_ref in list(due[:1000]):
         try:
             reservation = stock_release(order_ref=order_ref)
         except ReservationConflict:
             continue  # committed meanwhile: a sale, nothing to release
-        if reservation is not None and reservation.status == ReservationStatus.RELEASED:
+        if reservation is not None and reservation.status == S.RELEASED:
             released += 1
     return released
 
 
 def reservations_repair_interrupted(*, older_than: timedelta, now=None) -> int:
-    """Undo reservations left PENDING by a crash mid-way; return how many."""
+    """Finish reservations whose maker stopped mid-way (a crash) with no
+    progress for ``older_than``: give back what they took. Return how many."""
     cutoff = (now or timezone.now()) - older_than
     repaired = 0
     stuck = StockReservation.objects.filter(
-        status=ReservationStatus.PENDING, updated_at__lte=cutoff
+        status__in=[S.PENDING, S.RELEASING], updated_at__lte=cutoff
     )
     for reservation in list(stuck[:1000]):
         with db.atomic():
-            if _transition(
-                reservation, ReservationStatus.PENDING, ReservationStatus.FAILED
-            ):
-                reservation.refresh_from_db(fields=["applied"])
-                _give_back(reservation, only=reservation.applied)
-                repaired += 1
+            try:
+                repaired += _abandon(reservation)
+            except ReservationConflict:
+                continue  # made meanwhile: nothing to repair
     return repaired

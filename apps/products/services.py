@@ -16,12 +16,8 @@ from django.utils import timezone
 from apps.core.errors import InvalidInput
 from apps.products import db
 from apps.products.errors import ProductChanged, ProductConflict, ProductNotFound
-from apps.products.models import (
-    Product,
-    ReservationStatus,
-    StockAdjustment,
-    StockReservation,
-)
+from apps.products.models import Product, StockAdjustment, StockReservation
+from apps.products.reservations import HOLDING
 from apps.products.selectors import json_list_contains
 
 # Stock fits PostgreSQL's integer column with room to spare.
@@ -132,9 +128,7 @@ def product_delete(*, product_id: str, expected_version: int | None = None) -> N
         if expected_version is not None and product.version != expected_version:
             raise ProductChanged("The product changed since you read it.")
         open_reservations = json_list_contains(
-            StockReservation.objects.filter(
-                status__in=[ReservationStatus.PENDING, ReservationStatus.ACTIVE]
-            ),
+            StockReservation.objects.filter(status__in=HOLDING),
             "product_ids",
             product_id,
         )

@@ -305,3 +305,188 @@ def test_a_real_worker_releases_expired_reservations(
         time.sleep(0.1)
     assert StockReservation.objects.get(order_ref="stale").status == "released"
     assert stock("a") == 5
+
+
+# -- the reservation state machine ---------------------------------------------
+
+
+def test_one_transition_table_covers_every_status():
+    import typing
+
+    from apps.products.interface import ReservationStatusName
+    from apps.products.models import ReservationStatus
+    from apps.products.reservations import TRANSITIONS
+
+    assert set(TRANSITIONS) == set(ReservationStatus.values)
+    assert set(typing.get_args(ReservationStatusName)) == set(ReservationStatus.values)
+    for targets in TRANSITIONS.values():
+        assert targets <= set(ReservationStatus.values)
+
+
+def test_a_move_the_table_forbids_is_a_conflict_naming_the_status(make_product):
+    from apps.products.reservations import transition
+
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="o1", items=[ReservationItem("a", 2)])
+    commit_stock(order_ref="o1")
+    reservation = StockReservation.objects.get(order_ref="o1")
+
+    with pytest.raises(ReservationConflict) as caught:
+        transition(reservation, "released")
+
+    assert "is committed" in caught.value.detail
+    assert caught.value.data == {"reservation_status": "committed"}
+    assert StockReservation.objects.get(order_ref="o1").status == "committed"
+
+
+def _interrupt_after_first_item(monkeypatch, interruption):
+    """Run ``interruption`` (a concurrent call) once the maker of a
+    reservation has taken its first item."""
+    from apps.products import reservations
+
+    take = reservations._take
+    calls = []
+
+    def take_then_interrupt(line):
+        taken = take(line)
+        if not calls:
+            calls.append(line)
+            interruption()
+        return taken
+
+    monkeypatch.setattr(reservations, "_take", take_then_interrupt)
+
+
+def test_release_while_being_made_gives_every_item_back(
+    make_product, engine_semantics, monkeypatch
+):
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=5)
+    _interrupt_after_first_item(monkeypatch, lambda: release_stock(order_ref="o1"))
+
+    with pytest.raises(ReservationConflict) as caught:
+        reserve_stock(
+            order_ref="o1", items=[ReservationItem("a", 2), ReservationItem("b", 3)]
+        )
+
+    assert caught.value.data == {"reservation_status": "released"}
+    assert StockReservation.objects.get(order_ref="o1").status == "released"
+    assert (stock("a"), stock("b")) == (5, 5)
+    assert release_stock(order_ref="o1").status == "released"
+    with pytest.raises(ReservationConflict):
+        commit_stock(order_ref="o1")
+
+
+def test_a_maker_that_loses_to_the_sweeper_gives_back_what_it_took_since(
+    make_product, engine_semantics, monkeypatch
+):
+    from apps.products.reservations import reservations_repair_interrupted
+
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=5)
+    _interrupt_after_first_item(
+        monkeypatch,
+        lambda: reservations_repair_interrupted(
+            older_than=timedelta(0), now=timezone.now() + timedelta(seconds=1)
+        ),
+    )
+
+    with pytest.raises(ReservationConflict):
+        reserve_stock(
+            order_ref="o1", items=[ReservationItem("a", 2), ReservationItem("b", 3)]
+        )
+
+    assert StockReservation.objects.get(order_ref="o1").status == "failed"
+    assert (stock("a"), stock("b")) == (5, 5)
+
+
+def _half_made(order_ref: str) -> None:
+    """A reservation whose maker took "a" and then died."""
+    Product.objects.filter(pk="a").update(stock=1)
+    StockReservation.objects.create(
+        order_ref=order_ref,
+        items=[{"product_id": "a", "quantity": 2}, {"product_id": "b", "quantity": 1}],
+        product_ids=["a", "b"],
+        applied=["a"],
+        expires_at=timezone.now() + timedelta(minutes=15),
+    )
+
+
+def test_release_of_a_reservation_whose_maker_died_is_finished_by_the_sweeper(
+    make_product, engine_semantics
+):
+    from apps.products.reservations import reservations_repair_interrupted
+
+    make_product(id="a", stock=3)
+    make_product(id="b", stock=3)
+    _half_made("o1")
+
+    first = release_stock(order_ref="o1")
+    again = release_stock(order_ref="o1")
+    repaired = reservations_repair_interrupted(
+        older_than=timedelta(0), now=timezone.now() + timedelta(seconds=1)
+    )
+
+    assert first.status == again.status == "releasing"
+    assert repaired == 1
+    assert StockReservation.objects.get(order_ref="o1").status == "released"
+    assert (stock("a"), stock("b")) == (3, 3)
+
+
+def test_commit_of_a_reservation_being_made_is_a_conflict(make_product):
+    make_product(id="a", stock=3)
+    make_product(id="b", stock=3)
+    _half_made("o1")
+
+    with pytest.raises(ReservationConflict) as caught:
+        commit_stock(order_ref="o1")
+
+    assert caught.value.data == {"reservation_status": "pending"}
+    assert Product.objects.get(pk="a").sold_count == 0
+
+
+@pytest.mark.django_db(databases=["default", "catalog"], transaction=True)
+def test_a_release_from_another_connection_sees_a_reservation_being_made(
+    make_product, monkeypatch
+):
+    """On PostgreSQL too: the saga's compensation, on another connection,
+    must find the reservation while its maker is still taking stock."""
+    from apps.products import reservations
+
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=5)
+    first_taken, released = threading.Event(), threading.Event()
+    take = reservations._take
+
+    def take_slowly(line):
+        taken = take(line)
+        first_taken.set()
+        assert released.wait(timeout=30)
+        return taken
+
+    monkeypatch.setattr(reservations, "_take", take_slowly)
+    outcome = []
+
+    def make() -> None:
+        try:
+            reserve_stock(
+                order_ref="o1",
+                items=[ReservationItem("a", 2), ReservationItem("b", 3)],
+            )
+            outcome.append("made")
+        except ReservationConflict as exc:
+            outcome.append(exc.data["reservation_status"])
+        finally:
+            connections.close_all()
+
+    maker = threading.Thread(target=make)
+    maker.start()
+    assert first_taken.wait(timeout=30)
+    release = release_stock(order_ref="o1")
+    released.set()
+    maker.join(timeout=30)
+
+    assert release.status == "releasing"
+    assert outcome == ["released"]
+    assert StockReservation.objects.get(order_ref="o1").status == "released"
+    assert (stock("a"), stock("b")) == (5, 5)
