@@ -33,6 +33,7 @@ __all__ = [
     "get_products",
     "release_stock",
     "reserve_stock",
+    "return_stock",
 ]
 
 
@@ -102,8 +103,18 @@ class ReservationDTO:
 
 
 def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
-    """Return the products among ``product_ids`` that exist, keyed by id
-    (archived ones included: order history needs them)."""
+    """Look products up by id, for order lines and their snapshots.
+
+    Args:
+        product_ids: the ids wanted; unknown ones are left out.
+
+    Returns:
+        The products found, keyed by id, in the order of ``product_ids``
+        (archived ones included: order history needs them).
+
+    Raises:
+        Nothing of its own.
+    """
     return {
         p.id: ProductDTO.from_model(p)
         for p in selectors.products_in_order(list(product_ids))
@@ -124,14 +135,19 @@ def reserve_stock(
         ttl_seconds: how long the hold lasts before the sweeper releases it
             (default: settings.CATALOG_RESERVATION_TTL_SECONDS).
 
-    Returns the reservation (status "active"); the same call again returns
-    the same reservation without taking stock twice.
+    Returns:
+        The reservation, status "active" (or "committed" when it was
+        already sold); the same call again returns the same reservation
+        without taking stock twice.
 
     Raises:
         InsufficientStock: some items are short (unknown and archived
-            products count as short); nothing is held.
+            products count as short), named in ``shortages``; nothing is
+            held, and the same ``order_ref`` may try again later.
         ReservationConflict: ``order_ref`` was used with other items, or its
-            reservation was already released.
+            reservation is in another status (still being made, released,
+            returned); ``data["reservation_status"]`` names it.
+        InvalidInput: no items, an empty product id or a quantity below 1.
     """
     return ReservationDTO.from_model(
         reservations.stock_reserve(
@@ -145,22 +161,62 @@ def reserve_stock(
 def release_stock(*, order_ref: str) -> ReservationDTO | None:
     """Give back the stock held for ``order_ref`` (a saga compensation).
 
-    Idempotent: releasing twice, or releasing a reference that holds nothing
-    (never reserved, or failed), is not an error. Returns the reservation,
-    or None when there is none.
+    Idempotent: releasing twice, or releasing a reference that holds
+    nothing (never reserved, or failed), is not an error. A reservation
+    still being made is marked "releasing": its maker (or, if the maker
+    died, the sweeper) gives every item back, with no further call.
+
+    Args:
+        order_ref: the order reference given to ``reserve_stock``.
+
+    Returns:
+        The reservation ("released", "releasing" or "failed"), or None when
+        nothing was ever reserved for ``order_ref``.
 
     Raises:
-        ReservationConflict: the reservation was already committed (sold).
+        ReservationConflict: the reservation was sold ("committed" or
+            "returned"); ``return_stock`` gives sold stock back.
     """
     reservation = reservations.stock_release(order_ref=order_ref)
     return ReservationDTO.from_model(reservation) if reservation else None
 
 
 def commit_stock(*, order_ref: str) -> ReservationDTO:
-    """Turn the held stock into a sale. Idempotent.
+    """Turn the held stock into a sale (and count it as sold). Idempotent.
+
+    Args:
+        order_ref: the order reference given to ``reserve_stock``.
+
+    Returns:
+        The reservation, status "committed".
 
     Raises:
         ReservationNotFound: nothing was reserved for ``order_ref``.
-        ReservationConflict: the reservation was released or expired.
+        ReservationConflict: the reservation is not held: still being made
+            (retry later), released, expired, failed or returned;
+            ``data["reservation_status"]`` names its status.
     """
     return ReservationDTO.from_model(reservations.stock_commit(order_ref=order_ref))
+
+
+def return_stock(*, order_ref: str) -> ReservationDTO | None:
+    """Give back the stock of a sale: a confirmed order cancelled (refunded)
+    before shipping. Idempotent: a second call changes nothing.
+
+    The units go back in stock and off the product's sold count; nothing
+    else changes.
+
+    Args:
+        order_ref: the order reference given to ``reserve_stock``.
+
+    Returns:
+        The reservation, status "returned", or None when nothing was ever
+        reserved for ``order_ref``.
+
+    Raises:
+        ReservationConflict: the reservation was never sold (still being
+            made, active, released or failed: ``release_stock`` is the call
+            for held stock); ``data["reservation_status"]`` names it.
+    """
+    reservation = reservations.stock_return(order_ref=order_ref)
+    return ReservationDTO.from_model(reservation) if reservation else None

@@ -1,4 +1,4 @@
-"""Stock reservations: reserve, release, commit, and the sweeper.
+"""Stock reservations: reserve, release, commit, return, and the sweeper.
 
 This is the part of the catalog the create-order saga drives (through
 ``interface.py``). Stock moves through conditional single-row updates, atomic
@@ -38,7 +38,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.ACTIVE, S.FAILED, S.RELEASING}),
     S.RELEASING: frozenset({S.RELEASED}),
     S.ACTIVE: frozenset({S.COMMITTED, S.RELEASED}),
-    S.COMMITTED: frozenset(),
+    S.COMMITTED: frozenset({S.RETURNED}),
     S.RELEASED: frozenset(),
     S.FAILED: frozenset(),
     S.RETURNED: frozenset(),
@@ -59,12 +59,17 @@ ON_RELEASE: dict[str, str | None] = {
     S.RELEASING: None,
     S.RELEASED: None,
     S.FAILED: None,  # nothing held
-    # COMMITTED: sold; giving sold stock back is a return.
+    # COMMITTED, RETURNED: sold; giving sold stock back is a return.
 }
 ON_COMMIT: dict[str, str | None] = {
     S.ACTIVE: S.COMMITTED,
     S.COMMITTED: None,
     # PENDING: not made yet (the caller may retry); the rest hold nothing.
+}
+ON_RETURN: dict[str, str | None] = {
+    S.COMMITTED: S.RETURNED,
+    S.RETURNED: None,
+    # The rest were never sold: a release is the call for held stock.
 }
 # The maker stops (a shortage, or released meanwhile), or the sweeper
 # repairs a reservation whose maker died: whoever makes the move gives back
@@ -255,10 +260,16 @@ def _short(reservation: StockReservation) -> NoReturn:
     raise InsufficientStock(shortages)
 
 
-def _give_back_line(line: dict[str, Any]) -> None:
-    Product.objects.filter(pk=line["product_id"]).update(
-        stock=F("stock") + line["quantity"], version=F("version") + 1
-    )
+def _give_back_line(line: dict[str, Any], *, unsold: bool = False) -> None:
+    """Put a line's quantity back in stock; ``unsold``: off the sold count
+    too (never below zero)."""
+    product = Product.objects.filter(pk=line["product_id"])
+    back = {"stock": F("stock") + line["quantity"], "version": F("version") + 1}
+    if unsold and product.filter(sold_count__gte=line["quantity"]).update(
+        sold_count=F("sold_count") - line["quantity"], **back
+    ):
+        return
+    product.update(**back)
 
 
 def _give_back(reservation: StockReservation, *, only=None) -> None:
@@ -290,6 +301,19 @@ def stock_commit(*, order_ref: str) -> StockReservation:
                     sold_count=F("sold_count") + line["quantity"],
                     version=F("version") + 1,
                 )
+        return reservation
+
+
+def stock_return(*, order_ref: str) -> StockReservation | None:
+    """Give back the stock of a sale (an order cancelled after it was
+    confirmed, before shipping), and take it off the best-selling counts."""
+    with db.atomic():
+        reservation = StockReservation.objects.filter(order_ref=order_ref).first()
+        if reservation is None:
+            return None
+        if _follow(reservation, ON_RETURN):
+            for line in reservation.items:
+                _give_back_line(line, unsold=True)
         return reservation
 
 

@@ -14,6 +14,7 @@ from apps.products.interface import (
     commit_stock,
     release_stock,
     reserve_stock,
+    return_stock,
 )
 from apps.products.models import Product, StockReservation
 
@@ -305,6 +306,43 @@ def test_a_real_worker_releases_expired_reservations(
         time.sleep(0.1)
     assert StockReservation.objects.get(order_ref="stale").status == "released"
     assert stock("a") == 5
+
+
+def test_return_gives_sold_stock_back_once(make_product, engine_semantics):
+    make_product(id="a", stock=5)
+    make_product(id="b", stock=5)
+    items = [ReservationItem("a", 2), ReservationItem("b", 1)]
+    reserve_stock(order_ref="o1", items=items)
+    commit_stock(order_ref="o1")
+    reserve_stock(order_ref="o2", items=[ReservationItem("a", 1)])
+    commit_stock(order_ref="o2")
+
+    first = return_stock(order_ref="o1")
+    second = return_stock(order_ref="o1")
+
+    assert first.status == second.status == "returned"
+    assert first.items == (ReservationItem("a", 2), ReservationItem("b", 1))
+    counts = dict(Product.objects.values_list("id", "stock"))
+    sold = dict(Product.objects.values_list("id", "sold_count"))
+    assert (counts, sold) == ({"a": 4, "b": 5}, {"a": 1, "b": 0})
+    for call in (release_stock, commit_stock):
+        with pytest.raises(ReservationConflict):
+            call(order_ref="o1")
+    with pytest.raises(ReservationConflict):
+        reserve_stock(order_ref="o1", items=items)
+    assert dict(Product.objects.values_list("id", "stock")) == counts
+
+
+def test_only_a_sale_can_be_returned(make_product):
+    make_product(id="a", stock=5)
+    reserve_stock(order_ref="held", items=[ReservationItem("a", 2)])
+
+    with pytest.raises(ReservationConflict) as caught:
+        return_stock(order_ref="held")
+
+    assert caught.value.data == {"reservation_status": "active"}
+    assert return_stock(order_ref="never-reserved") is None
+    assert (stock("a"), StockReservation.objects.get().status) == (3, "active")
 
 
 # -- the reservation state machine ---------------------------------------------

@@ -140,3 +140,22 @@ def test_domain_modules_import_no_rest_framework():
     assert {
         (n, m) for n, m in imported if m and m.startswith("rest_framework")
     } == set()
+
+
+def test_every_interface_function_documents_args_returns_and_raises():
+    interface = importlib.import_module("apps.products.interface")
+    functions = [
+        obj
+        for name, obj in inspect.getmembers(interface, inspect.isfunction)
+        if obj.__module__ == interface.__name__ and not name.startswith("_")
+    ]
+    undocumented = [
+        f.__name__
+        for f in functions
+        if not all(
+            section in (f.__doc__ or "") for section in ("Args:", "Returns:", "Raises:")
+        )
+    ]
+
+    assert {f.__name__ for f in functions} >= {"return_stock", "release_stock"}
+    assert undocumented == []
