@@ -1,1 +1,1 @@
-"""Saga engine and the create-order saga (not built yet)."""
+"""Saga engine (a persisted state machine) and the create-order saga."""
