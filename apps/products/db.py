@@ -6,7 +6,11 @@ per-document updates alone (ADR 0008). Tests replace ``atomic`` to run the
 use cases both ways.
 """
 
+from typing import Any
+
 from django.db import router, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps.products.models import Product
 
@@ -17,3 +21,10 @@ def alias() -> str:
 
 def atomic():
     return transaction.atomic(using=alias())
+
+
+def touched() -> dict[str, Any]:
+    """What every write of a product sets, stock movements included (an
+    ``update()`` skips ``auto_now``): a new version, which is the ETag and
+    the guard against lost updates, and the time of the change."""
+    return {"version": F("version") + 1, "updated_at": timezone.now()}

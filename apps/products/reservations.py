@@ -217,7 +217,7 @@ def _take(line: dict[str, Any]) -> bool:
     return bool(
         Product.objects.filter(
             pk=line["product_id"], is_archived=False, stock__gte=line["quantity"]
-        ).update(stock=F("stock") - line["quantity"], version=F("version") + 1)
+        ).update(stock=F("stock") - line["quantity"], **db.touched())
     )
 
 
@@ -264,7 +264,7 @@ def _give_back_line(line: dict[str, Any], *, unsold: bool = False) -> None:
     """Put a line's quantity back in stock; ``unsold``: off the sold count
     too (never below zero)."""
     product = Product.objects.filter(pk=line["product_id"])
-    back = {"stock": F("stock") + line["quantity"], "version": F("version") + 1}
+    back = {"stock": F("stock") + line["quantity"], **db.touched()}
     if unsold and product.filter(sold_count__gte=line["quantity"]).update(
         sold_count=F("sold_count") - line["quantity"], **back
     ):
@@ -298,8 +298,7 @@ def stock_commit(*, order_ref: str) -> StockReservation:
             # Best-selling counts move with the sale, not with an event.
             for line in reservation.items:
                 Product.objects.filter(pk=line["product_id"]).update(
-                    sold_count=F("sold_count") + line["quantity"],
-                    version=F("version") + 1,
+                    sold_count=F("sold_count") + line["quantity"], **db.touched()
                 )
         return reservation
 

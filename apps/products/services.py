@@ -115,7 +115,7 @@ def product_update(
 def product_set_archived(*, product_id: str, archived: bool) -> Product:
     with db.atomic():
         if not Product.objects.filter(pk=product_id).update(
-            is_archived=archived, version=F("version") + 1, updated_at=timezone.now()
+            is_archived=archived, **db.touched()
         ):
             raise ProductNotFound(f"No product with id {product_id}.")
     return _get(product_id)
@@ -175,7 +175,7 @@ def stock_adjust(
             stock__gte=max(-delta, 0),
             stock__lte=MAX_STOCK - max(delta, 0),
         )
-        if not updated.update(stock=F("stock") + delta, version=F("version") + 1):
+        if not updated.update(stock=F("stock") + delta, **db.touched()):
             product.refresh_from_db(fields=["stock"])
             raise InvalidInput(
                 {

@@ -528,3 +528,56 @@ def test_a_release_from_another_connection_sees_a_reservation_being_made(
     assert outcome == ["released"]
     assert StockReservation.objects.get(order_ref="o1").status == "released"
     assert (stock("a"), stock("b")) == (5, 5)
+
+
+# -- every stock movement is a write of the product -------------------------
+
+
+def _adjust(order_ref):
+    from apps.products.services import stock_adjust
+
+    stock_adjust(product_id="a", delta=-1, reason="damaged")
+
+
+def _reserve(order_ref):
+    reserve_stock(order_ref=order_ref, items=[ReservationItem("a", 1)])
+
+
+def _sell(order_ref):
+    _reserve(order_ref)
+    _age_products()
+    commit_stock(order_ref=order_ref)
+
+
+def _release(order_ref):
+    _reserve(order_ref)
+    _age_products()
+    release_stock(order_ref=order_ref)
+
+
+def _return(order_ref):
+    _sell(order_ref)
+    _age_products()
+    return_stock(order_ref=order_ref)
+
+
+def _age_products():
+    """Make every product look last written an hour ago."""
+    Product.objects.update(updated_at=timezone.now() - timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    "movement", [_adjust, _reserve, _release, _sell, _return], ids=lambda f: f.__name__
+)
+def test_a_stock_movement_bumps_updated_at_and_version(
+    make_product, engine_semantics, movement
+):
+    make_product(id="a", stock=5)
+    _age_products()
+    before = Product.objects.get(pk="a")
+
+    movement("o1")
+
+    after = Product.objects.get(pk="a")
+    assert after.updated_at > before.updated_at + timedelta(minutes=59)
+    assert after.version > before.version
