@@ -377,7 +377,12 @@ def _claim(saga_id, step_index: int, kind: str, task_id: str):
             defaults={"step": step.name, "status": StepStatus.RUNNING},
         )
         if log.status == StepStatus.DONE:
-            return None  # recorded with the saga's move: cannot be here
+            # Done in an earlier pass (an operator's retry): move on.
+            if kind == StepKind.FORWARD:
+                _advance(saga, definition, step_index, now)
+            else:
+                _compensate_from(saga, definition, step_index - 1, now)
+            return None
         log.attempts += 1
         log.status = StepStatus.RUNNING
         log.save(update_fields=["attempts", "status"])
