@@ -1,0 +1,119 @@
+"""Operators' view of sagas: steps, attempts, errors, timings; stuck sagas;
+retry and forced compensation through the engine's services."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils import timezone
+
+from sagas import engine
+from sagas.models import (
+    Saga,
+    SagaStatus,
+    SagaStepLog,
+    SandboxCharge,
+    SandboxRefund,
+    SandboxShipment,
+)
+
+
+class SagaStepLogInline(admin.TabularInline):
+    model = SagaStepLog
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "step_index", "step", "kind", "status", "attempts",
+        "started_at", "finished_at", "last_error",
+    )  # fmt: skip
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class StuckFilter(admin.SimpleListFilter):
+    """Running or compensating, and past its lease deadline, halted (no
+    deadline: a compensation gave up) or without progress for
+    SAGA_STUCK_MINUTES (default 10)."""
+
+    title = "stuck"
+    parameter_name = "stuck"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stuck")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "yes":
+            return queryset
+        now = timezone.now()
+        minutes = getattr(settings, "SAGA_STUCK_MINUTES", 10)
+        return queryset.filter(
+            status__in=[SagaStatus.RUNNING, SagaStatus.COMPENSATING]
+        ).filter(
+            Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True)
+            | Q(updated_at__lt=now - timedelta(minutes=minutes))
+        )
+
+
+@admin.register(Saga)
+class SagaAdmin(admin.ModelAdmin):
+    list_display = (
+        "order_id", "saga_type", "status", "current_step", "failure_reason",
+        "lease_owner", "lease_expires_at", "updated_at",
+    )  # fmt: skip
+    list_filter = ("status", StuckFilter, "saga_type")
+    search_fields = ("=order_id", "=id")
+    readonly_fields = [f.name for f in Saga._meta.fields]
+    inlines = [SagaStepLogInline]
+    actions = ["retry_saga", "force_compensation"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry the current step of the selected sagas")
+    def retry_saga(self, request, queryset):
+        retried = sum(engine.saga_retry(saga_id=s.pk) for s in queryset)
+        self.message_user(request, f"{retried} saga(s) queued again.")
+
+    @admin.action(description="Force compensation (cancels the orders)")
+    def force_compensation(self, request, queryset):
+        for saga in queryset:
+            engine.saga_compensate(saga_id=saga.pk, reason="Cancelled by the shop")
+        self.message_user(
+            request, f"{queryset.count()} saga(s) compensating.", messages.WARNING
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SandboxCharge)
+class SandboxChargeAdmin(ReadOnlyAdmin):
+    list_display = ("id", "amount", "token", "status", "created_at")
+    list_filter = ("status", "token")
+    search_fields = ("=id", "idempotency_key")
+
+
+@admin.register(SandboxRefund)
+class SandboxRefundAdmin(ReadOnlyAdmin):
+    list_display = ("id", "charge", "amount", "created_at")
+
+
+@admin.register(SandboxShipment)
+class SandboxShipmentAdmin(ReadOnlyAdmin):
+    list_display = ("id", "order_id", "status", "created_at", "cancelled_at")
+    list_filter = ("status",)
+    search_fields = ("=order_id",)
