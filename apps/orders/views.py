@@ -1,4 +1,5 @@
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -39,7 +40,9 @@ class OrderCollectionView(APIView):
         summary="Orders, newest first: the caller's own (staff: everyone's)",
         parameters=[
             OpenApiParameter("status", str, enum=OrderStatus.values),
-            OpenApiParameter("user_id", str, description="Staff: one user's orders"),
+            OpenApiParameter(
+                "user_id", OpenApiTypes.UUID, description="Staff: one user's orders"
+            ),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="1 to 100"),
         ],
