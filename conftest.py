@@ -63,31 +63,11 @@ def auth_client():
     return make
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db):
-    """A real Celery worker process on RabbitMQ, using the test databases.
-
-    Listens on a queue of its own, so that no other worker (or test run)
-    takes its messages. Yields the queue name; tests poll the database for
-    the outcome with a deadline.
-    """
-    import os
-    import subprocess
-    import sys
-    import time
-    import uuid
-    from pathlib import Path
-
+def _test_database_env() -> dict[str, str]:
+    """The environment that points a subprocess at the test databases."""
     from django.db import connections
 
-    from config.celery import app
-
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
+    env = {}
     for alias, var in (
         ("default", "DATABASE_URL"),
         ("orders", "ORDERS_DATABASE_URL"),
@@ -98,32 +78,96 @@ def celery_worker_process(transactional_db):
             f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}"
             f"/{settings['NAME']}"
         )
-    worker = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--pool", "solo", "--queues", queue, "--hostname", f"{queue}@%h",
-            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-        ],
-        cwd=Path(__file__).resolve().parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
+    return env
+
+
+class WorkerProcess:
+    """A real Celery worker process (tasks on its own queue, and the event
+    consumers of EVENT_CONSUMERS_ENABLED)."""
+
+    def __init__(self, queue: str, extra_env: dict[str, str]):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.queue = queue
+        self.hostname = f"{queue}@{os.uname()[1]}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **_test_database_env(),
+            **extra_env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "--pool", "solo", "--queues", queue, "--hostname", self.hostname,
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "--loglevel", "INFO",
+            ],
+            cwd=Path(__file__).resolve().parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import time
+
+        from config.celery import app
+
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited: {worker.stdout.read()}")
-            replies = app.control.ping(destination=[f"{queue}@{os.uname()[1]}"])
-            if replies:
-                break
-        else:
-            raise RuntimeError("the Celery worker did not start within 60 s")
-        yield queue
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.process.stdout.read()}")
+            if app.control.ping(destination=[self.hostname], timeout=0.5):
+                return
+        raise RuntimeError(f"the Celery worker did not start within {timeout} s")
+
+    def stop(self) -> str:
+        """Stop the worker; return what it printed."""
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.stdout.read()
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start real Celery worker processes on the test databases: call it
+    with extra environment; each is stopped at the end of the test."""
+    import uuid
+
+    workers = []
+
+    def start(extra_env: dict[str, str] | None = None, *, ready=True):
+        worker = WorkerProcess(f"test-{uuid.uuid4().hex[:12]}", extra_env or {})
+        workers.append(worker)
+        if ready:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    """A real Celery worker process on RabbitMQ, using the test databases,
+    running no event consumers.
+
+    Listens on a queue of its own, so that no other worker (or test run)
+    takes its messages. Yields the queue name; tests poll the database for
+    the outcome with a deadline.
+    """
+    yield start_worker({"EVENT_CONSUMERS_ENABLED": ""}).queue

@@ -9,6 +9,8 @@ import uuid
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.products.messaging_models import InboxEntry  # noqa: F401
+
 
 def new_product_id() -> str:
     return uuid.uuid4().hex
@@ -112,3 +114,4 @@ class StockReservation(models.Model):
 
     def __str__(self):
         return f"{self.order_ref} ({self.status})"
+
