@@ -114,4 +114,3 @@ class StockReservation(models.Model):
 
     def __str__(self):
         return f"{self.order_ref} ({self.status})"
-
