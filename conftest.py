@@ -10,6 +10,12 @@ def api_client():
 
 
 @pytest.fixture
+def argon2(settings):
+    """Hash passwords with Argon2, as every environment but tests does."""
+    settings.PASSWORD_HASHERS = [h for h in settings.PASSWORD_HASHERS if "MD5" not in h]
+
+
+@pytest.fixture
 def make_user(db):
     from apps.users.services import user_create
 

@@ -37,6 +37,7 @@ __all__ = [
     "cancel_order",
     "confirm_order",
     "get_order",
+    "place_order",
 ]
 
 
@@ -134,4 +135,38 @@ def cancel_order(*, order_id: UUID, reason: str, actor: str = "system") -> Order
         InvalidInput: ``reason`` is too long.
     """
     order = services.order_cancel(order_id=order_id, actor=actor, reason=reason)
+    return OrderDTO.from_model(order)
+
+
+def place_order(
+    *,
+    user_id: UUID,
+    items: list[tuple[str, int]],
+    payment_method: str = "",
+    idempotency_key: str | None = None,
+) -> OrderDTO:
+    """Place an order in PENDING, priced by the catalog, as POST
+    /api/v1/orders does (operators' tools: ``saga_chaos``).
+
+    Args:
+        user_id: the customer.
+        items: (product id, quantity) pairs; a repeated product is merged.
+        payment_method: the payment provider's token ("" = its default).
+        idempotency_key: the same key and items again return the first order.
+
+    Returns the order.
+
+    Raises:
+        InvalidInput: no items, too many, or a quantity out of range.
+        ProductsUnavailable: unknown or archived products (each named).
+        InsufficientStock: short items at placement (each named).
+        IdempotencyKeyReused: the key was used with other items.
+        UserInactive: the customer is deactivated.
+    """
+    order = services.order_place(
+        user_id=user_id,
+        items=items,
+        payment_method=payment_method,
+        idempotency_key=idempotency_key,
+    )
     return OrderDTO.from_model(order)

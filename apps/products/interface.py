@@ -20,6 +20,8 @@ from apps.products.errors import (
 )
 
 __all__ = [
+    "StockLevel",
+    "stock_levels",
     "InsufficientStock",
     "ProductDTO",
     "ProductNotFound",
@@ -220,3 +222,33 @@ def return_stock(*, order_ref: str) -> ReservationDTO | None:
     """
     reservation = reservations.stock_return(order_ref=order_ref)
     return ReservationDTO.from_model(reservation) if reservation else None
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """Units of one product: available to sell, held by open reservations,
+    and sold."""
+
+    available: int
+    held: int
+    sold: int
+
+
+def stock_levels(product_ids: Iterable[str]) -> dict[str, StockLevel]:
+    """Return the stock levels of the products among ``product_ids`` that
+    exist, keyed by id; available + held + sold stays constant under
+    reservations, releases, sales and returns (operators' check).
+
+    Args:
+        product_ids: the products to look at.
+
+    Returns:
+        A StockLevel per existing product.
+
+    Raises:
+        Nothing: unknown ids are left out.
+    """
+    return {
+        product_id: StockLevel(*levels)
+        for product_id, levels in reservations.stock_levels(product_ids).items()
+    }

@@ -316,6 +316,29 @@ def stock_return(*, order_ref: str) -> StockReservation | None:
         return reservation
 
 
+def stock_levels(product_ids: Iterable[str]) -> dict[str, tuple[int, int, int]]:
+    """(available, held, sold) units of each product that exists.
+
+    Held counts what open reservations have taken: every item of an active
+    one, the items applied so far of one being made or released. For an
+    operator's check that stock is conserved (``saga_chaos``).
+    """
+    wanted = set(product_ids)
+    held: Counter[str] = Counter()
+    for reservation in StockReservation.objects.filter(status__in=HOLDING):
+        taken = None if reservation.status == S.ACTIVE else set(reservation.applied)
+        for line in reservation.items:
+            product_id = line["product_id"]
+            if product_id in wanted and (taken is None or product_id in taken):
+                held[product_id] += line["quantity"]
+    return {
+        product.pk: (product.stock, held[product.pk], product.sold_count)
+        for product in Product.objects.filter(pk__in=wanted).only(
+            "pk", "stock", "sold_count"
+        )
+    }
+
+
 # -- the sweeper ---------------------------------------------------------------
 
 

@@ -154,11 +154,69 @@ EVENT_CONSUMERS = {
         "inbox": "products.InboxEntry",
         "bindings": ["order.*"],
     },
+    # Starts the create-order saga on order.created and compensates on
+    # order.cancelled. Bound to every order event: the inbox applies an
+    # order's events in sequence, so it must see each one.
+    "order_saga": {
+        "handler": "sagas.consumers.order_saga_handle",
+        "inbox": "sagas.InboxEntry",
+        "bindings": ["order.*"],
+    },
 }
 # The consumers a Celery worker runs ("*": all; empty: none).
 EVENT_CONSUMERS_ENABLED = env.list("EVENT_CONSUMERS_ENABLED", default=["*"])
 # Tests only: a file naming a consumer that then dies before its next ack.
 EVENTS_CHAOS_CRASH_FILE = env.str("EVENTS_CHAOS_CRASH_FILE", default="")
+
+# ---------------------------------------------------------------------------
+# The create-order saga (sagas/) and its providers
+# ---------------------------------------------------------------------------
+# The Celery queue of saga step tasks ("": Celery's default queue).
+SAGA_TASK_QUEUE = env.str("SAGA_TASK_QUEUE", default="")
+# A step (compensation) that keeps failing transiently is given up after
+# this many attempts, with exponential backoff between them.
+SAGA_STEP_MAX_ATTEMPTS = env.int("SAGA_STEP_MAX_ATTEMPTS", default=5)
+SAGA_COMPENSATION_MAX_ATTEMPTS = env.int("SAGA_COMPENSATION_MAX_ATTEMPTS", default=10)
+SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=1.0)
+SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float(
+    "SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0
+)
+# A worker holds a saga's lease while it runs a step; the sweeper re-queues
+# a saga whose lease (or queued task) is overdue.
+SAGA_LEASE_SECONDS = env.float("SAGA_LEASE_SECONDS", default=60)
+SAGA_QUEUE_GRACE_SECONDS = env.float("SAGA_QUEUE_GRACE_SECONDS", default=300)
+SAGA_STEP_SOFT_TIME_LIMIT_SECONDS = env.float(
+    "SAGA_STEP_SOFT_TIME_LIMIT_SECONDS", default=30
+)
+# The admin lists a saga as stuck after this long without progress.
+SAGA_STUCK_MINUTES = env.int("SAGA_STUCK_MINUTES", default=10)
+SAGA_PAYMENT_PROVIDER = env.str(
+    "SAGA_PAYMENT_PROVIDER", default="sagas.providers.sandbox.SandboxPaymentProvider"
+)
+SAGA_SHIPPING_PROVIDER = env.str(
+    "SAGA_SHIPPING_PROVIDER",
+    default="sagas.providers.sandbox.SandboxShippingProvider",
+)
+# How long the sandbox's tok_slow answers take, seconds.
+SAGA_SANDBOX_SLOW_SECONDS = env.float("SAGA_SANDBOX_SLOW_SECONDS", default=3.0)
+
+# ---------------------------------------------------------------------------
+# Resilience of calls that leave the process (apps/gateway/resilience.py)
+# ---------------------------------------------------------------------------
+RESILIENCE_TIMEOUT_SECONDS = env.float("RESILIENCE_TIMEOUT_SECONDS", default=5.0)
+RESILIENCE_TOTAL_TIMEOUT_SECONDS = env.float(
+    "RESILIENCE_TOTAL_TIMEOUT_SECONDS", default=7.0
+)
+RESILIENCE_RETRY_DELAYS_MS = env.list(
+    "RESILIENCE_RETRY_DELAYS_MS", cast=int, default=[100, 200, 400]
+)
+CIRCUIT_BREAKER_FAIL_MAX = env.int("CIRCUIT_BREAKER_FAIL_MAX", default=5)
+CIRCUIT_BREAKER_RESET_SECONDS = env.float("CIRCUIT_BREAKER_RESET_SECONDS", default=60)
+CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
+    "CIRCUIT_BREAKER_SUCCESS_THRESHOLD", default=3
+)
+# Redis shared by every process for the breakers' state ("": per process).
+CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
 
 # ---------------------------------------------------------------------------
 # E-mail (order notifications): console in development, SMTP by settings
@@ -306,6 +364,10 @@ CELERY_BEAT_SCHEDULE = {
     "catalog-release-expired-reservations": {
         "task": "apps.products.tasks.reservations_release_expired_task",
         "schedule": env.int("CATALOG_SWEEP_INTERVAL_SECONDS", default=60),
+    },
+    "sagas-sweep-expired-leases": {
+        "task": "sagas.tasks.saga_sweep_task",
+        "schedule": env.int("SAGA_SWEEP_INTERVAL_SECONDS", default=30),
     },
     # A safety net: the relay process publishes within milliseconds.
     "events-relay-outbox": {

@@ -17,7 +17,7 @@ from config.env import VAR_DIR  # noqa: E402
 from config.keys import load_or_create_keypair  # noqa: E402
 
 from .base import *  # noqa: E402, F403
-from .base import SIMPLE_JWT  # noqa: E402
+from .base import PASSWORD_HASHERS, SIMPLE_JWT  # noqa: E402
 
 SECRET_KEY = "test-only-secret-key-with-enough-length-and-entropy-0123456789"
 DEBUG = False
@@ -26,3 +26,8 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 _private, _public = load_or_create_keypair(VAR_DIR / "test-keys")
 SIMPLE_JWT["SIGNING_KEY"] = _private
 SIMPLE_JWT["VERIFYING_KEY"] = _public
+
+# Argon2 costs about 0.2 s and 100 MiB a hash by design; the suite hashes
+# hundreds of passwords. Tests about hashing use the `argon2` fixture, which
+# puts it first again. Argon2 stays listed so its hashes still verify.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]

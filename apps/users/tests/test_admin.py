@@ -48,7 +48,7 @@ def test_operator_deactivates_a_user_who_then_cannot_log_in(
 
 
 @pytest.mark.django_db
-def test_operator_adds_a_user_in_the_admin(operator_client):
+def test_operator_adds_a_user_in_the_admin(operator_client, argon2):
     response = operator_client.post(
         "/admin/users/user/add/",
         {

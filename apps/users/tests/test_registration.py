@@ -11,7 +11,7 @@ VALID = {
 
 
 @pytest.mark.django_db
-def test_register_creates_user_with_argon2_hash_and_location(api_client):
+def test_register_creates_user_with_argon2_hash_and_location(api_client, argon2):
     response = api_client.post(URL, VALID, format="json")
 
     assert response.status_code == 201
