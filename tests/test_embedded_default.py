@@ -27,11 +27,24 @@ login = c.post(
     HTTP_HOST="127.0.0.1",
 )
 out["login"] = [login.status_code, login.json()]
+auth = {"HTTP_AUTHORIZATION": "Bearer " + login.json()["access"], "HTTP_HOST": "127.0.0.1"}
+product = out["search"][1]["results"][0]
+placed = c.post(
+    "/api/v1/orders",
+    {"items": [{"product_id": product["id"], "quantity": 2}]},
+    content_type="application/json",
+    **auth,
+)
+out["placed"] = [placed.status_code, placed.json()]
+order = c.get("/api/v1/orders/" + placed.json()["id"], **auth)
+out["order"] = [order.status_code, order.json()]
+after = c.get("/api/v1/products/" + product["id"], HTTP_HOST="127.0.0.1")
+out["product_after"] = [after.status_code, after.json()]
 print("RESULT" + json.dumps(out))
 """
 
 
-def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
+def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
     env = {
         **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
         "DJANGO_SETTINGS_MODULE": "config.settings.dev",
@@ -56,7 +69,7 @@ def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
     assert "customer@shop.local" in credentials
     result = json.loads(output.split("RESULT", 1)[1])
     for name, (status, _) in result.items():
-        assert status == 200, (name, result[name])
+        assert status == (201 if name == "placed" else 200), (name, result[name])
     assert all("coffee" in p["tags"] for p in result["tag"][1]["results"])
     assert result["tag"][1]["count"] > 0
     assert result["attr"][1]["count"] > 0
@@ -66,3 +79,17 @@ def test_make_run_setup_serves_catalog_and_login_on_sqlite(tmp_path):
     sold = [p["sold_count"] for p in result["ordered"][1]["results"]]
     assert sold == sorted(sold, reverse=True)
     assert result["login"][1]["token_type"] == "Bearer"
+    # An order is confirmed by the saga in-process, its stock sold, and the
+    # customer's e-mails printed on the console.
+    assert result["placed"][0] == 201
+    assert result["placed"][1]["status"] == "pending"
+    order = result["order"][1]
+    assert order["status"] == "confirmed"
+    assert [h["to_status"] for h in order["history"]] == ["pending", "confirmed"]
+    before = result["search"][1]["results"][0]
+    after = result["product_after"][1]
+    assert after["stock"] == before["stock"] - 2
+    assert after["sold_count"] == before["sold_count"] + 2
+    ref = order["id"][:8].upper()
+    assert f"Subject: We have your order {ref}" in output
+    assert f"Subject: Your order {ref} is confirmed" in output
