@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.errors import DomainError
 from apps.orders import selectors, services
+from apps.orders.messaging_models import Notification, OutboxEvent
 from apps.orders.models import Order, OrderItem, OrderStatusChange
 
 
@@ -126,3 +127,44 @@ class OrderAdmin(admin.ModelAdmin):
     )
     def cancel(self, request, queryset):
         self._apply(request, queryset, services.order_cancel, "Cancelled")
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by the services and consumers: operators look."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(_ReadOnlyAdmin):
+    """The events waiting for the relay (published is empty) and those
+    sent; attempts and the last error tell why one is stuck."""
+
+    list_display = (
+        "created_at",
+        "event_type",
+        "aggregate_id",
+        "sequence",
+        "published_at",
+        "attempts",
+    )
+    list_filter = (("published_at", admin.EmptyFieldListFilter), "event_type")
+    search_fields = ("=aggregate_id", "=id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Notification)
+class NotificationAdmin(_ReadOnlyAdmin):
+    """The e-mails sent to customers, one per order event."""
+
+    list_display = ("sent_at", "recipient", "subject", "event_type")
+    list_filter = ("event_type",)
+    search_fields = ("recipient", "=order_id")
+    date_hierarchy = "sent_at"
