@@ -5,6 +5,7 @@ services (the actions below), so the history and the events stay complete.
 """
 
 from django.contrib import admin, messages
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.core.errors import DomainError
@@ -51,6 +52,7 @@ class OrderAdmin(admin.ModelAdmin):
         "cancel_reason",
         "created_at",
         "updated_at",
+        "saga",
         "events",
     )
     readonly_fields = fields
@@ -71,6 +73,18 @@ class OrderAdmin(admin.ModelAdmin):
     def has_transition_permission(self, request):
         """Status actions: for operators allowed to change orders."""
         return request.user.has_perm("orders.change_order")
+
+    @admin.display(description="saga")
+    def saga(self, obj):
+        """A link to the order's saga (steps, attempts, errors) in the sagas
+        admin, by URL name: this context does not import the saga."""
+        try:
+            url = reverse("admin:sagas_saga_changelist")
+        except NoReverseMatch:
+            return "-"
+        return format_html(
+            '<a href="{}?q={}">Steps, attempts and errors</a>', url, obj.id
+        )
 
     @admin.display(description="events")
     def events(self, order):

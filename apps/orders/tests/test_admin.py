@@ -99,3 +99,14 @@ def test_an_illegal_admin_action_shows_the_current_status(
     )
     pending_order.refresh_from_db()
     assert pending_order.status == "pending"
+
+
+def test_the_order_page_links_to_its_saga(operator_client, pending_order):
+    page = operator_client.get(f"{CHANGELIST}{pending_order.id}/change/")
+
+    link = re.search(
+        r'<a href="([^"]+)">Steps, attempts and errors</a>', page.content.decode()
+    )
+    assert link is not None
+    assert link.group(1) == f"/admin/sagas/saga/?q={pending_order.id}"
+    assert operator_client.get(link.group(1)).status_code == 200
