@@ -86,3 +86,18 @@ def test_an_oversized_json_body_is_413_and_nothing_is_written(api_client):
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/users/login"])
+def test_a_json_body_nested_too_deeply_is_400_malformed(api_client, path):
+    from apps.users.models import User
+
+    body = "[" * 100_000 + "]" * 100_000
+
+    response = api_client.generic("POST", path, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "malformed_request"
+    assert not User.objects.exists()
