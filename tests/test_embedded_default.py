@@ -27,7 +27,10 @@ login = c.post(
     HTTP_HOST="127.0.0.1",
 )
 out["login"] = [login.status_code, login.json()]
-auth = {"HTTP_AUTHORIZATION": "Bearer " + login.json()["access"], "HTTP_HOST": "127.0.0.1"}
+auth = {
+    "HTTP_AUTHORIZATION": "Bearer " + login.json()["access"],
+    "HTTP_HOST": "127.0.0.1",
+}
 product = out["search"][1]["results"][0]
 placed = c.post(
     "/api/v1/orders",

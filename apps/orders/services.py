@@ -306,7 +306,17 @@ def order_confirm(*, order_id: UUID, actor: str = "system", reason: str = "") ->
 
 
 def order_cancel(*, order_id: UUID, actor: str, reason: str = "") -> Order:
-    """PENDING or CONFIRMED -> CANCELLED."""
+    """PENDING or CONFIRMED -> CANCELLED.
+
+    A cancellation always tells the customer why: without a reason, who
+    cancelled it is the reason.
+    """
+    if not reason.strip():
+        reason = (
+            "Cancelled at your request"
+            if actor == "customer"
+            else "Cancelled by the shop"
+        )
     return _order_transition(
         order_id=order_id, to_status=OrderStatus.CANCELLED, actor=actor, reason=reason
     )

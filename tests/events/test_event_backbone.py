@@ -101,7 +101,7 @@ def test_every_event_of_an_order_reaches_each_consumer_once_and_matches_its_sche
 
 def test_a_consumer_killed_before_its_ack_applies_the_redelivered_event_once(
     products, customer, auth_client, start_worker, consumer_env, smtp_sink,
-    tmp_path,
+    tmp_path, captured,
 ):  # fmt: skip
     smtp_sink.start()
     crash_file = Path(tmp_path, "crash")
@@ -128,6 +128,11 @@ def test_a_consumer_killed_before_its_ack_applies_the_redelivered_event_once(
     )
     assert Notification.objects.filter(order_id=order_id).count() == 2
     assert len(smtp_sink.mailbox.messages) == 2
+    messages = captured()
+    assert [m["event_type"] for m in messages] == ["order.created", "order.cancelled"]
+    for message in messages:
+        jsonschema.validate(message, event_schema(message["event_type"]))
+    assert messages[1]["data"]["previous_status"] == "pending"
 
 
 def test_a_relay_that_dies_between_publishing_and_marking_causes_no_second_effect(

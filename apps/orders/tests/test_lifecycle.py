@@ -87,13 +87,21 @@ def test_the_owner_cancels_a_pending_order_with_a_reason(
     assert event.envelope["data"]["previous_status"] == "pending"
 
 
-def test_a_cancel_without_a_body_has_an_empty_reason(customer, auth_client, order_of):
-    order_id = order_of(customer)
+def test_a_cancel_without_a_reason_says_who_cancelled(
+    customer, staff, auth_client, order_of
+):
+    mine, theirs = order_of(customer), order_of(customer)
 
-    response = auth_client(customer).post(f"{ORDERS_URL}/{order_id}/cancel")
+    by_customer = auth_client(customer).post(f"{ORDERS_URL}/{mine}/cancel")
+    by_staff = auth_client(staff).post(
+        f"{ORDERS_URL}/{theirs}/cancel", {"reason": "  "}, format="json"
+    )
 
-    assert response.status_code == 200
-    assert response.json()["cancel_reason"] == ""
+    assert by_customer.status_code == 200
+    assert by_customer.json()["cancel_reason"] == "Cancelled at your request"
+    assert by_staff.json()["cancel_reason"] == "Cancelled by the shop"
+    event = OutboxEvent.objects.get(aggregate_id=mine, sequence=2)
+    assert event.envelope["data"]["reason"] == "Cancelled at your request"
 
 
 def test_staff_cancel_a_confirmed_order(customer, staff, auth_client, order_of):
