@@ -4,8 +4,10 @@ String or UUID primary keys only (django-mongodb-backend has no AutoField),
 JSONField for lists and free-form attributes, no foreign keys.
 """
 
+import re
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -14,6 +16,27 @@ from apps.products.messaging_models import InboxEntry  # noqa: F401
 
 def new_product_id() -> str:
     return uuid.uuid4().hex
+
+
+# Text that cannot be stored: PostgreSQL refuses NUL in text and jsonb, and
+# a lone surrogate (JSON's "\ud800") is no Unicode text at all. The API's
+# text fields refuse both; tags, images and attributes are JSON values.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _has_unstorable_text(value) -> bool:
+    """Whether any string in a JSON value, keys included, is unstorable."""
+    pending = [value]
+    while pending:  # A loop, not recursion: the value may nest deeply.
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and _UNSTORABLE.search(item):
+            return True
+    return False
 
 
 class Product(models.Model):
@@ -54,6 +77,15 @@ class Product(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    def clean(self):
+        errors = {
+            name: ["Text may not contain null characters or lone surrogates."]
+            for name in ("tags", "images", "attributes")
+            if _has_unstorable_text(getattr(self, name))
+        }
+        if errors:
+            raise ValidationError(errors)
 
 
 class StockAdjustment(models.Model):

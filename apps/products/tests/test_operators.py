@@ -179,3 +179,26 @@ def test_admin_delete_keeps_a_reserved_product(admin_client, make_product):
     admin_client.post("/admin/products/product/kettle/delete/", {"post": "yes"})
 
     assert Product.objects.filter(pk="kettle").exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"attributes": {"colour": "\ud800"}},
+        {"attributes": {"note": "a\x00b"}},
+        {"tags": ["\udfff"]},
+        {"images": ["https://img.example.com/\x00.png"]},
+    ],
+)
+def test_services_refuse_unstorable_text_in_json_fields(fields):
+    # What the admin and the commands call: the rule is the model's.
+    from apps.core.errors import InvalidInput
+    from apps.products.services import product_create
+
+    with pytest.raises(InvalidInput) as raised:
+        product_create(
+            id="kettle", name="Kettle", price="1.00", category="Kitchen", **fields
+        )
+
+    assert set(raised.value.errors) == set(fields)
+    assert not Product.objects.exists()

@@ -102,6 +102,34 @@ def test_bad_product_input_is_400_naming_the_field(staff, auth_client, change, f
     assert Product.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "attributes",
+    ['{"colour": "\\ud800"}', '{"colour": "red\\udfff"}'],
+)
+def test_a_lone_surrogate_in_an_attribute_is_400_not_500(
+    staff, auth_client, make_product, attributes
+):
+    # JSON can spell a lone surrogate; PostgreSQL's jsonb refuses it.
+    product = make_product(id="kettle")
+    client = auth_client(staff)
+    body = '{"name": "Kettle", "price": "1.00", "stock": 1, "category": "Kitchen", '
+
+    created = client.generic(
+        "POST", URL, body + f'"attributes": {attributes}}}', "application/json"
+    )
+    updated = client.generic(
+        "PATCH", f"{URL}/kettle", f'{{"attributes": {attributes}}}', "application/json"
+    )
+
+    for response in (created, updated):
+        assert response.status_code == 400, response.content
+        assert response.json()["code"] == "validation_error"
+        assert [e["field"] for e in response.json()["errors"]] == ["attributes"]
+    assert Product.objects.count() == 1
+    product.refresh_from_db()
+    assert (product.attributes, product.version) == ({}, 1)
+
+
 def test_detail_has_etag_and_if_none_match_gives_304(api_client, make_product):
     product = make_product()
 
