@@ -101,3 +101,51 @@ def test_a_failed_publish_leaves_the_events_pending_and_counts_the_attempt():
     assert event.published_at is None
     assert event.attempts == 1
     assert "broker down" in event.last_error
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "orders", "catalog"])
+def test_the_relay_command_publishes_each_commit_and_stops_on_sigterm(
+    events_exchange, captured
+):
+    """`manage.py relay_outbox` as a process: woken by NOTIFY at each commit
+    (its poll interval is set far longer than the deadline), it publishes to
+    RabbitMQ and marks the rows; SIGTERM stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import _test_database_env
+    from tests.events.conftest import poll
+    from tests.subprocesses import ROOT
+
+    relay_process = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_outbox"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            **_test_database_env(),
+            "EVENTS_EXCHANGE": events_exchange,
+            "OUTBOX_RELAY_POLL_SECONDS": "600",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        poll(lambda: "running" in relay_process.stdout.readline(), timeout=30)
+        aggregate_id = str(uuid.uuid4())
+        append(aggregate_id, 2)
+
+        published = []
+        poll(lambda: published.extend(captured()) or len(published) == 2)
+        assert [(m["aggregate_id"], m["sequence"]) for m in published] == [
+            (aggregate_id, 1),
+            (aggregate_id, 2),
+        ]
+        poll(lambda: not OutboxEvent.objects.filter(published_at=None).exists())
+    finally:
+        relay_process.send_signal(signal.SIGTERM)
+        code = relay_process.wait(timeout=20)
+    assert code == 0

@@ -71,9 +71,12 @@ class Command(BaseCommand):
         return listener
 
     def _wait(self, listener) -> None:
-        timeout = settings.OUTBOX_RELAY_POLL_SECONDS
-        if listener is None:
-            time.sleep(timeout)
-            return
-        for _ in listener.notifies(timeout=timeout, stop_after=1):
-            pass
+        """Until a NOTIFY, the poll interval, or a stop request. A signal
+        does not interrupt a blocking wait, so wait in short slices."""
+        deadline = time.monotonic() + settings.OUTBOX_RELAY_POLL_SECONDS
+        while not self._stop and (left := deadline - time.monotonic()) > 0:
+            if listener is None:
+                time.sleep(min(left, 0.5))
+                continue
+            for _ in listener.notifies(timeout=min(left, 0.5), stop_after=1):
+                return
