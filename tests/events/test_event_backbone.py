@@ -215,7 +215,9 @@ def test_events_of_one_order_are_applied_in_order_even_when_delivered_out_of_ord
     envelopes = [event.envelope for event in OutboxEvent.objects.order_by("-sequence")]
 
     # Delivered newest first, straight onto the exchange.
-    relay.AmqpPublisher().publish(envelopes)
+    publisher = relay.AmqpPublisher()
+    publisher.publish(envelopes)
+    publisher.close()
     start_worker(consumer_env)
 
     for consumer, inbox in INBOXES.items():
