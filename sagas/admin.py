@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.admin import ReadOnlyAdmin
 from sagas import engine
 from sagas.models import (
     Saga,
@@ -87,17 +88,6 @@ class SagaAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"{queryset.count()} saga(s) compensating.", messages.WARNING
         )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SandboxCharge)

@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.db.models import Sum
 
 from apps.analytics.models import SaleLine
+from apps.core.admin import ReadOnlyAdmin
 
 
 @admin.register(SaleLine)
-class SaleLineAdmin(admin.ModelAdmin):
+class SaleLineAdmin(ReadOnlyAdmin):
     """Sales lines of confirmed orders; written only by the analytics
     consumer, so read-only here. The totals follow the filters."""
 
@@ -14,15 +15,6 @@ class SaleLineAdmin(admin.ModelAdmin):
     date_hierarchy = "day"
     search_fields = ("product_id", "product_name", "=order_id")
     change_list_template = "admin/analytics/saleline/change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

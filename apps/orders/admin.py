@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.core.errors import DomainError
 from apps.orders import selectors, services
 from apps.orders.messaging_models import Notification, OutboxEvent
@@ -143,21 +144,8 @@ class OrderAdmin(admin.ModelAdmin):
         self._apply(request, queryset, services.order_cancel, "Cancelled")
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Written only by the services and consumers: operators look."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(_ReadOnlyAdmin):
+class OutboxEventAdmin(ReadOnlyAdmin):
     """The events waiting for the relay (published is empty) and those
     sent; attempts and the last error tell why one is stuck."""
 
@@ -175,7 +163,7 @@ class OutboxEventAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(_ReadOnlyAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     """The e-mails sent to customers, one per order event."""
 
     list_display = ("sent_at", "recipient", "subject", "event_type")

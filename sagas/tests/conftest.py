@@ -9,7 +9,6 @@ orders service, and the two ways sagas run:
   first task on the worker's queue.
 """
 
-import time
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -18,6 +17,7 @@ from django.test import override_settings
 
 from apps.orders.services import order_place
 from apps.products.models import Product, StockReservation
+from tests.polling import poll  # noqa: F401 - re-exported to tests
 
 SAGA_CONSUMER = {
     "order_saga": {
@@ -38,16 +38,6 @@ FAST = {
 databases = pytest.mark.django_db(
     transaction=True, databases=["default", "orders", "catalog"]
 )
-
-
-def poll(predicate, *, timeout=30.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 @contextmanager

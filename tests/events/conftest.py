@@ -3,7 +3,6 @@ exchange per test, an SMTP sink standing in for the mail server, a queue
 that captures every published event, and workers that run the consumers."""
 
 import socket
-import time
 import uuid
 from decimal import Decimal
 
@@ -22,17 +21,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def poll(predicate, *, timeout=30.0, interval=0.05, message="condition"):
-    """Wait until ``predicate()`` is truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
 class Mailbox:

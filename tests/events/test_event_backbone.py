@@ -16,7 +16,7 @@ from apps.orders.interface import confirm_order
 from apps.orders.messaging_models import InboxEntry as OrdersInbox
 from apps.orders.messaging_models import Notification, OutboxEvent
 from apps.products.messaging_models import InboxEntry as CatalogInbox
-from tests.events.conftest import poll
+from tests.polling import poll
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "orders", "catalog"]

@@ -116,7 +116,7 @@ def test_the_relay_command_publishes_each_commit_and_stops_on_sigterm(
     import sys
 
     from conftest import _test_database_env
-    from tests.events.conftest import poll
+    from tests.polling import poll
     from tests.subprocesses import ROOT
 
     relay_process = subprocess.Popen(

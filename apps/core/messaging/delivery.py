@@ -66,19 +66,11 @@ def _retry(spec, body, headers, attempt, delay_ms, exc, producer) -> None:
         exc,
         delay_ms,
     )
-    queue = topology.retry_queue(spec, delay_ms)
-    producer.publish(
+    _publish(
+        producer,
+        topology.retry_queue(spec, delay_ms),
         body,
-        exchange="",
-        routing_key=queue.name,
-        serializer="json",
-        delivery_mode=2,
-        headers={
-            **headers,
-            ATTEMPT_HEADER: attempt + 1,
-            "x-last-error": repr(exc)[:1000],
-        },
-        declare=[queue],
+        {**headers, ATTEMPT_HEADER: attempt + 1, "x-last-error": repr(exc)[:1000]},
     )
 
 
@@ -86,20 +78,29 @@ def _dead_letter(spec, body, headers, attempt, exc, producer) -> None:
     logger.error(
         "Consumer %s: giving up after %d attempt(s): %r", spec.name, attempt, exc
     )
-    queue = topology.dead_letter_queue(spec)
-    producer.publish(
+    _publish(
+        producer,
+        topology.dead_letter_queue(spec),
         body,
-        exchange="",
-        routing_key=queue.name,
-        serializer="json",
-        delivery_mode=2,
-        headers={
+        {
             **headers,
             ATTEMPT_HEADER: attempt,
             "x-consumer": spec.name,
             "x-error": repr(exc)[:2000],
             "x-dead-lettered-at": datetime.now(UTC).isoformat(),
         },
+    )
+
+
+def _publish(producer, queue, body, headers) -> None:
+    """A persistent copy of ``body`` straight to ``queue`` (confirmed)."""
+    producer.publish(
+        body,
+        exchange="",
+        routing_key=queue.name,
+        serializer="json",
+        delivery_mode=2,
+        headers=headers,
         declare=[queue],
     )
 
