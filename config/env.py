@@ -33,6 +33,17 @@ def database(
         # registers a __search lookup that would shadow PostgreSQL's.
         return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": ""}
     config = environ.Env.db_url_config(url)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # The embedded default serves several clients at once: WAL lets
+        # readers run beside a writer, IMMEDIATE takes the write lock when a
+        # transaction starts (no deadlocked upgrade from a read lock), and
+        # a writer waits for the lock instead of failing "database is
+        # locked".
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
+        }
     if config["ENGINE"] == "django.db.backends.postgresql":
         config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         config["CONN_HEALTH_CHECKS"] = True

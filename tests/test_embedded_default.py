@@ -85,7 +85,9 @@ def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
     # An order is confirmed by the saga in-process, its stock sold, and the
     # customer's e-mails printed on the console.
     assert result["placed"][0] == 201
+    # The answer is the order as placed, although the saga has run since.
     assert result["placed"][1]["status"] == "pending"
+    assert [h["to_status"] for h in result["placed"][1]["history"]] == ["pending"]
     order = result["order"][1]
     assert order["status"] == "confirmed"
     assert [h["to_status"] for h in order["history"]] == ["pending", "confirmed"]
@@ -96,3 +98,112 @@ def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
     ref = order["id"][:8].upper()
     assert f"Subject: We have your order {ref}" in output
     assert f"Subject: Your order {ref} is confirmed" in output
+
+
+def test_the_embedded_default_serves_concurrent_writers_without_lock_errors(
+    tmp_path,
+):
+    """Several clients at once on `make run` (runserver, SQLite): concurrent
+    registrations and orders (each running its saga in-process) all succeed;
+    none meets "database is locked"."""
+    import subprocess
+    import sys
+    import threading
+    import urllib.error
+    import urllib.request
+    from collections import Counter
+
+    from tests.events.conftest import free_port
+    from tests.polling import poll
+    from tests.subprocesses import ROOT
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
+        "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orders.sqlite3'}",
+        "CATALOG_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+        "CACHE_URL": "locmem://",
+        "CELERY_BROKER_URL": "memory://",
+    }
+    for alias in ("default", "orders", "catalog"):
+        assert run_manage("migrate", "--database", alias, env=env).returncode == 0
+    assert run_manage("seed_demo_users", env=env).returncode == 0
+    assert run_manage("load_catalog", "--count", "20", env=env).returncode == 0
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def call(path, body, token=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(
+            base + path, json.dumps(body).encode(), headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def up():
+        try:
+            return urllib.request.urlopen(base + "/health/live", timeout=1).status
+        except OSError:
+            return None
+
+    try:
+        poll(up, timeout=60, message="runserver")
+        _, login = call(
+            "/api/v1/users/login",
+            {"email": "customer@shop.local", "password": "customer-demo-pass-2026"},
+        )
+        with urllib.request.urlopen(
+            base + "/api/v1/products?in_stock=true&page_size=50", timeout=10
+        ) as response:
+            stocked = [
+                p["id"]
+                for p in json.loads(response.read())["results"]
+                if p["stock"] >= 3
+            ][:4]
+        assert len(stocked) == 4
+        outcomes = []
+
+        def register(n):
+            outcomes.append(
+                call(
+                    "/api/v1/users",
+                    {"email": f"c{n}@example.com", "name": f"C {n}",
+                     "password": "a-long-pass-phrase-9"},
+                )[0]
+            )  # fmt: skip
+
+        def order(n):
+            for _ in range(3):
+                status, body = call(
+                    "/api/v1/orders",
+                    {"items": [{"product_id": stocked[n], "quantity": 1}]},
+                    login["access"],
+                )
+                outcomes.append(status if status == 201 else json.dumps(body))
+
+        threads = [threading.Thread(target=register, args=(n,)) for n in range(4)]
+        threads += [threading.Thread(target=order, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=20)[1]
+
+    assert Counter(outcomes) == {201: 4 + 4 * 3}
+    assert "database is locked" not in log

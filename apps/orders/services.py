@@ -15,6 +15,7 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
+from django.db.models import prefetch_related_objects
 
 from apps.core.errors import InvalidInput
 from apps.orders.errors import (
@@ -234,6 +235,9 @@ def order_place(
                 actor="customer",
             )
             order_event_record(order=order, event_type="order.created")
+            # The order as placed, for the answer: what commits next (the
+            # saga, in-process on the embedded default) is not part of it.
+            prefetch_related_objects([order], "items", "history")
             if idempotency_key is not None:
                 IdempotencyRecord.objects.create(
                     user_id=user_id,
