@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import health
@@ -22,6 +23,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # A newcomer's first two addresses: the API docs, and the admin.
+    path("", RedirectView.as_view(url="/api/docs/"), name="home"),
+    path("admin", RedirectView.as_view(url="/admin/")),
     path("api/v1/", include(api_v1)),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     path("health/live", health.live, name="health-live"),

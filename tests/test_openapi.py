@@ -49,3 +49,25 @@ def test_schema_is_valid_openapi_without_generator_warnings(tmp_path):
     )
 
     assert "/api/v1/products/search" in (tmp_path / "schema.yml").read_text()
+
+
+def test_the_api_docs_load_nothing_from_a_cdn(client):
+    """/api/docs/ works offline: Swagger UI's assets are the project's own
+    static files (drf-spectacular-sidecar), and they exist."""
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    page = client.get("/api/docs/").content.decode()
+
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', page)
+    assert assets, page[:500]
+    assert all(a.startswith("/static/drf_spectacular_sidecar/") for a in assets)
+    for asset in assets:
+        assert finders.find(asset.removeprefix("/static/")), asset
+    assert "cdn" not in page.lower()
+
+
+def test_a_newcomer_lands_on_the_api_docs_and_the_admin(client):
+    assert client.get("/")["Location"] == "/api/docs/"
+    assert client.get("/admin")["Location"] == "/admin/"
