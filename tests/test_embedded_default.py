@@ -207,3 +207,25 @@ def test_the_embedded_default_serves_concurrent_writers_without_lock_errors(
 
     assert Counter(outcomes) == {201: 4 + 4 * 3}
     assert "database is locked" not in log
+
+
+def test_restarting_make_run_keeps_the_demo_accounts_logged_in(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
+    }
+    assert run_manage("migrate", "--database", "default", env=env).returncode == 0
+    hashes = (
+        "from apps.users.models import User; "
+        "print(sorted(User.objects.values_list('password', flat=True)))"
+    )
+
+    first = run_manage("seed_demo_users", env=env)
+    before = run_manage("shell", "-c", hashes, env=env).stdout
+    again = run_manage("seed_demo_users", env=env)
+    after = run_manage("shell", "-c", hashes, env=env).stdout
+
+    assert first.returncode == again.returncode == 0
+    assert "customer@shop.local  password: customer-demo-pass-2026" in again.stdout
+    assert before == after  # no new password: earlier tokens stay valid
