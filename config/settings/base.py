@@ -290,7 +290,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "apps.core.renderers.ProblemJSONRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "apps.core.problems.exception_handler",
