@@ -18,6 +18,21 @@ class DomainError(Exception):
         super().__init__(self.detail)
 
 
+class ErrorMessage(str):
+    """A message for one field that carries the machine code of its rule.
+
+    A plain ``str`` in ``InvalidInput.errors`` reaches the client with the
+    code ``invalid``; an ErrorMessage keeps its own (``password_too_short``).
+    """
+
+    code: str
+
+    def __new__(cls, message: str, code: str = "invalid") -> "ErrorMessage":
+        instance = super().__new__(cls, message)
+        instance.code = code
+        return instance
+
+
 class InvalidInput(DomainError):
     """Input that passed parsing but breaks a domain rule, per field."""
 
@@ -27,6 +42,28 @@ class InvalidInput(DomainError):
     def __init__(self, errors: dict[str, list[str]], detail: str | None = None):
         self.errors = errors
         super().__init__(detail or "The request has invalid fields.")
+
+    @classmethod
+    def from_validation_error(
+        cls, exc: Any, field: str = "", detail: str | None = None
+    ) -> "InvalidInput":
+        """Translate a Django ValidationError, keeping each error's code.
+
+        Errors not tied to a field (a validator's list) go under ``field``.
+        """
+        if hasattr(exc, "error_dict"):
+            groups = exc.error_dict.items()
+        else:
+            groups = [(field, exc.error_list)]
+        errors = {
+            name: [
+                # Iterating one error yields its message with its params.
+                ErrorMessage(next(iter(error)), error.code or "invalid")
+                for error in group
+            ]
+            for name, group in groups
+        }
+        return cls(errors, detail)
 
 
 class NotFound(DomainError):

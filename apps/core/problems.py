@@ -134,7 +134,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
     if isinstance(exc, InvalidInput):
         errors = [
-            {"field": field or None, "code": "invalid", "detail": message}
+            _error(field, message)
             for field, messages in exc.errors.items()
             for message in messages
         ]

@@ -17,14 +17,14 @@ def _check_password(password: str, user: User) -> None:
     try:
         validate_password(password, user)
     except ValidationError as exc:
-        raise InvalidInput({"password": list(exc.messages)}) from None
+        raise InvalidInput.from_validation_error(exc, field="password") from None
 
 
 def _save(user: User) -> User:
     try:
         user.full_clean(exclude=["password"], validate_unique=False)
     except ValidationError as exc:
-        raise InvalidInput(exc.message_dict) from None
+        raise InvalidInput.from_validation_error(exc) from None
     try:
         # A savepoint, so a lost race on the email leaves the outer
         # transaction usable.

@@ -110,3 +110,25 @@ def test_unknown_field_is_reported_with_the_other_errors(api_client):
     assert response.status_code == 400
     fields = {error["field"] for error in response.json()["errors"]}
     assert fields == {"email", "is_staff"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [
+        ("xQ7!kpz", "password_too_short"),
+        ("password1234", "password_too_common"),
+        ("48213957601234", "password_entirely_numeric"),
+        ("new.person@example.com", "password_too_similar"),
+    ],
+)
+def test_a_rejected_password_names_the_rule_in_its_code(api_client, password, code):
+    response = api_client.post(URL, {**VALID, "password": password}, format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert {"field": "password", "code": code} in [
+        {"field": error["field"], "code": error["code"]} for error in body["errors"]
+    ]
+    assert User.objects.count() == 0
