@@ -13,18 +13,28 @@ class InvalidCredentials(AuthenticationFailed):
     title = "Invalid credentials"
 
 
-def _check_password(password: str, user: User) -> None:
-    try:
-        validate_password(password, user)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation_error(exc, field="password") from None
+def _validate(user: User, *, password: str | None = None) -> None:
+    """Check every field and a new password, reporting all errors at once.
 
-
-def _save(user: User) -> User:
+    Uniqueness is left to the caller, so that only a body valid in every
+    other respect learns whether an email is taken.
+    """
+    errors: dict[str, list[str]] = {}
     try:
         user.full_clean(exclude=["password"], validate_unique=False)
     except ValidationError as exc:
-        raise InvalidInput.from_validation_error(exc) from None
+        errors.update(InvalidInput.from_validation_error(exc).errors)
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            invalid = InvalidInput.from_validation_error(exc, field="password")
+            errors.update(invalid.errors)
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _save(user: User) -> User:
     try:
         # A savepoint, so a lost race on the email leaves the outer
         # transaction usable.
@@ -43,13 +53,13 @@ def _save(user: User) -> User:
 def user_create(
     *, email: str, name: str, password: str, is_staff: bool = False
 ) -> User:
-    email = normalize_email(email)
-    # Checked before the (deliberately slow) Argon2 hash; _save still catches
-    # the race.
-    if User.objects.filter(email=email).exists():
-        raise EmailAlreadyRegistered(f"{email} is already registered.")
-    user = User(email=email, name=name, is_staff=is_staff)
-    _check_password(password, user)
+    user = User(email=normalize_email(email), name=name, is_staff=is_staff)
+    _validate(user, password=password)
+    # Looked up only for a body valid in every other respect (no cheap
+    # oracle of registered emails), and before the deliberately slow Argon2
+    # hash; _save still catches the race.
+    if User.objects.filter(email=user.email).exists():
+        raise EmailAlreadyRegistered(f"{user.email} is already registered.")
     user.set_password(password)
     return _save(user)
 
@@ -80,14 +90,15 @@ def user_update(
                     ]
                 }
             )
-        _check_password(password, user)
-        # A new password hash revokes every token issued before
-        # (SIMPLE_JWT CHECK_REVOKE_TOKEN).
-        user.set_password(password)
     elif current_password is not None:
         raise InvalidInput(
             {"current_password": ["Only needed together with a new password."]}
         )
+    _validate(user, password=password)
+    if password is not None:
+        # A new password hash revokes every token issued before
+        # (SIMPLE_JWT CHECK_REVOKE_TOKEN).
+        user.set_password(password)
     return _save(user)
 
 

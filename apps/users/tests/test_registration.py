@@ -41,6 +41,25 @@ def test_register_duplicate_email_in_other_case_is_409(api_client, make_user):
 
 
 @pytest.mark.django_db
+def test_a_taken_email_with_a_bad_password_answers_the_password_error(
+    api_client, make_user
+):
+    # Registration is no cheap oracle of registered emails: only a body
+    # that would create an account learns that the email is taken.
+    make_user(email="taken@example.com")
+
+    response = api_client.post(
+        URL, {**VALID, "email": "taken@example.com", "password": "short"}, format="json"
+    )
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert {error["field"] for error in body["errors"]} == {"password"}
+    assert User.objects.count() == 1
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
