@@ -51,6 +51,20 @@ class PublicView(APIView):
         return 'Bearer realm="api"'
 
 
+class TokenView(PublicView):
+    """An endpoint that answers tokens: no cache may keep its responses.
+
+    RFC 6749 section 5.1 asks token responses for ``Cache-Control: no-store``
+    and ``Pragma: no-cache`` (HTTP/1.0 caches); errors get them too.
+    """
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+
 class UserCollectionView(APIView):
     def get_permissions(self):
         if self.request.method == "POST":
@@ -138,7 +152,7 @@ class UserDetailView(APIView):
         return Response(UserSerializer(user).data)
 
 
-class LoginView(PublicView):
+class LoginView(TokenView):
     @extend_schema(
         operation_id="users_login",
         summary="Log in: email and password for an access and a refresh token",
@@ -153,7 +167,7 @@ class LoginView(PublicView):
         return Response(_token_pair(RefreshToken.for_user(user)))
 
 
-class TokenRefreshView(PublicView):
+class TokenRefreshView(TokenView):
     @extend_schema(
         operation_id="users_token_refresh",
         summary="Trade a refresh token for a new pair (the old one is revoked)",

@@ -249,3 +249,27 @@ def test_a_refresh_token_replayed_concurrently_works_only_once(customer, auth_cl
         thread.join(timeout=60)
 
     assert sorted(statuses) == [200, 401, 401, 401, 401, 401]
+
+
+@pytest.mark.django_db
+def test_token_responses_are_never_stored_by_caches(api_client, customer):
+    login = api_client.post(
+        LOGIN,
+        {"email": customer.email, "password": customer.raw_password},
+        format="json",
+    )
+    refresh = api_client.post(
+        REFRESH, {"refresh": login.json()["refresh"]}, format="json"
+    )
+    refused = api_client.post(
+        LOGIN, {"email": customer.email, "password": "wrong-password-1"}, format="json"
+    )
+
+    assert (login.status_code, refresh.status_code, refused.status_code) == (
+        200,
+        200,
+        401,
+    )
+    for response in (login, refresh, refused):
+        assert response["Cache-Control"] == "no-store"
+        assert response["Pragma"] == "no-cache"
