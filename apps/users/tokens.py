@@ -18,7 +18,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import (
+    InvalidToken,
+    TokenBackendError,
+    TokenError,
+)
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import (
     BlacklistedToken,
@@ -46,8 +50,28 @@ def public_jwk(public_pem: str) -> dict[str, str]:
     return {**members, "kid": kid, "use": "sig", "alg": "RS256"}
 
 
+def published_jwks() -> list[dict[str, str]]:
+    """The keys that verify tokens, as served at /.well-known/jwks.json."""
+    return [public_jwk(api_settings.VERIFYING_KEY)]
+
+
 class KeyedTokenBackend(TokenBackend):
-    """simplejwt's backend, adding the signing key's ``kid`` to the header."""
+    """simplejwt's backend, with the signing key's ``kid`` in the header.
+
+    A token whose ``kid`` names no published key is refused before its
+    signature is checked, so a key taken out of the JWKS stops verifying
+    tokens at once, whichever key they were signed with.
+    """
+
+    def decode(self, token: str, verify: bool = True) -> dict[str, Any]:
+        if verify:
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.InvalidTokenError as exc:
+                raise TokenBackendError("Token is invalid") from exc
+            if kid not in {key["kid"] for key in published_jwks()}:
+                raise TokenBackendError("Token is signed with an unknown key")
+        return super().decode(token, verify)
 
     def encode(self, payload: dict[str, Any]) -> str:
         jwt_payload = payload.copy()

@@ -20,7 +20,7 @@ from apps.users.serializers import (
 )
 from apps.users.tokens import (
     RefreshToken,
-    public_jwk,
+    published_jwks,
     refresh_token_parse,
     refresh_token_revoke,
     refresh_token_rotate,
@@ -205,7 +205,6 @@ class JwksView(PublicView):
         auth=[],
     )
     def get(self, request):
-        jwk = public_jwk(settings.SIMPLE_JWT["VERIFYING_KEY"])
-        response = Response({"keys": [jwk]})
+        response = Response({"keys": published_jwks()})
         response["Cache-Control"] = "public, max-age=300"
         return response

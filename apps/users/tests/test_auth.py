@@ -273,3 +273,29 @@ def test_token_responses_are_never_stored_by_caches(api_client, customer):
     for response in (login, refresh, refused):
         assert response["Cache-Control"] == "no-store"
         assert response["Pragma"] == "no-cache"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", [{"kid": "a-retired-key"}, {"kid": ""}, {}])
+def test_a_token_whose_kid_is_not_a_published_key_is_refused(
+    api_client, customer, auth_client, header
+):
+    # Signed with the right key all the same: what a token names must be
+    # what verifies it, so a rotated-out key cannot keep working.
+    tokens = auth_client(customer).tokens
+    private = settings.SIMPLE_JWT["SIGNING_KEY"]
+
+    def resign(token: str) -> str:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return jwt.encode(claims, private, algorithm="RS256", headers=header)
+
+    if "kid" not in header:
+        # PyJWT adds no kid unless asked; check that none is there.
+        assert "kid" not in jwt.get_unverified_header(resign(tokens["access"]))
+    access = _me(api_client, customer.id, resign(tokens["access"]))
+    refresh = api_client.post(
+        REFRESH, {"refresh": resign(tokens["refresh"])}, format="json"
+    )
+
+    assert access.status_code == refresh.status_code == 401
+    assert access.json()["code"] == refresh.json()["code"] == "token_not_valid"
