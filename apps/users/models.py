@@ -66,3 +66,35 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self):
         super().clean()
         self.email = normalize_email(self.email)
+
+
+class RefreshTokenFamily(models.Model):
+    """One login: the refresh tokens rotated, one from the next, since it.
+
+    Every refresh token carries its family's id (the ``sid`` claim). When a
+    refresh token that was already used comes back, someone holds a copy:
+    the family is revoked, and the current refresh token with it (OAuth 2.0
+    Security BCP, RFC 9700 section 4.14.2).
+    """
+
+    class RevokedReason(models.TextChoices):
+        # A rotated or revoked refresh token of the family was used again.
+        REUSED = "reused", "refresh token reused"
+        # The holder logged out.
+        LOGGED_OUT = "logged_out", "logged out"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="refresh_token_families"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(
+        max_length=16, choices=RevokedReason.choices, blank=True
+    )
+
+    class Meta:
+        verbose_name_plural = "refresh token families"
+
+    def __str__(self):
+        return f"{self.id} ({self.revoked_reason or 'active'})"

@@ -3,7 +3,7 @@ from uuid import UUID
 from django.db.models import QuerySet
 
 from apps.users.interface import UserNotFound
-from apps.users.models import User
+from apps.users.models import RefreshTokenFamily, User
 
 
 def user_list() -> QuerySet[User]:
@@ -28,3 +28,10 @@ def user_get_visible(*, actor: User, user_id: UUID) -> User:
     if not actor.is_staff:
         raise UserNotFound(f"No user with id {user_id}.")
     return user_get(user_id=user_id)
+
+
+def refresh_token_family_is_active(*, family_id: UUID | str) -> bool:
+    """Whether the refresh tokens of this family may still rotate."""
+    return RefreshTokenFamily.objects.filter(
+        id=family_id, revoked_at__isnull=True
+    ).exists()

@@ -1,11 +1,14 @@
+from uuid import UUID
+
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.core.errors import AuthenticationFailed, InvalidInput
 from apps.users.interface import EmailAlreadyRegistered
-from apps.users.models import User, normalize_email
+from apps.users.models import RefreshTokenFamily, User, normalize_email
 
 
 class InvalidCredentials(AuthenticationFailed):
@@ -117,3 +120,27 @@ def user_authenticate(*, email: str, password: str) -> User:
     if user is None:
         raise InvalidCredentials("Email or password is incorrect.")
     return user
+
+
+@transaction.atomic
+def refresh_token_family_start(*, user: User) -> RefreshTokenFamily:
+    """Open the family that the refresh tokens of one login belong to."""
+    family = RefreshTokenFamily(user=user)
+    family.full_clean()
+    family.save()
+    return family
+
+
+def refresh_token_family_revoke(
+    *, family_id: UUID | str, reason: RefreshTokenFamily.RevokedReason
+) -> bool:
+    """Revoke a family, so that none of its refresh tokens rotates again.
+
+    One UPDATE: a caller that answers an error afterwards runs it outside
+    any transaction that the error rolls back. Returns whether the family
+    was active until now.
+    """
+    revoked = RefreshTokenFamily.objects.filter(
+        id=family_id, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now(), revoked_reason=reason)
+    return revoked == 1

@@ -8,6 +8,7 @@ or with HS256 (say, keyed with the public key) are rejected by PyJWT's
 import base64
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -30,8 +31,11 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from apps.users import selectors
+from apps.users import selectors, services
 from apps.users.interface import UserNotFound
+from apps.users.models import RefreshTokenFamily
+
+logger = logging.getLogger(__name__)
 
 
 def _b64url_uint(value: int) -> str:
@@ -112,33 +116,99 @@ class AccessToken(_KeyedToken, tokens.AccessToken):
     pass
 
 
+# The refresh token family (one login) a token belongs to: OpenID's
+# session id claim, which is what a family is.
+FAMILY_CLAIM = "sid"
+
+
+class _ReusedRefreshToken(TokenError):
+    """A refresh token that was used before: rotated or logged out."""
+
+    def __init__(self, payload: dict[str, Any]):
+        super().__init__("Token is blacklisted")
+        self.payload = payload
+
+
 class RefreshToken(_KeyedToken, tokens.RefreshToken):
     access_token_class = AccessToken
 
     @classmethod
-    def for_user(cls, user) -> "RefreshToken":
+    def for_user(cls, user, *, family_id=None) -> "RefreshToken":
+        """A refresh token for ``user``, in a new family unless one is named."""
         token = super().for_user(user)
         token["email"] = user.email
+        if family_id is None:
+            family_id = services.refresh_token_family_start(user=user).id
+        token[FAMILY_CLAIM] = str(family_id)
         return token
+
+    def check_blacklist(self) -> None:
+        try:
+            super().check_blacklist()
+        except TokenError:
+            raise _ReusedRefreshToken(self.payload) from None
 
 
 def _invalid(message: str) -> InvalidToken:
     return InvalidToken({"detail": message, "code": "token_not_valid"})
 
 
-def refresh_token_parse(raw: str) -> RefreshToken:
-    """A valid, unexpired, unrevoked refresh token, else InvalidToken (401)."""
+def _reused(payload: dict[str, Any]) -> InvalidToken:
+    """Revoke the family of a refresh token used a second time.
+
+    The error is for the caller to raise; the revocation is already written
+    (outside any transaction the error rolls back).
+    """
+    family_id = payload.get(FAMILY_CLAIM)
     try:
-        return RefreshToken(raw)
+        revoked = family_id is not None and services.refresh_token_family_revoke(
+            family_id=family_id,
+            reason=RefreshTokenFamily.RevokedReason.REUSED,
+        )
+    except ValidationError:  # not a UUID: no family to revoke
+        revoked = False
+    if revoked:
+        logger.warning(
+            "Refresh token %s of user %s reused: its family %s is revoked",
+            payload.get(api_settings.JTI_CLAIM),
+            payload.get(api_settings.USER_ID_CLAIM),
+            family_id,
+        )
+    return _invalid("Token was already used: every token of its login is revoked")
+
+
+def _family_is_active(refresh: RefreshToken) -> bool:
+    family_id = refresh.get(FAMILY_CLAIM)
+    if family_id is None:
+        return True  # issued before families: it starts one when rotated
+    try:
+        return selectors.refresh_token_family_is_active(family_id=family_id)
+    except ValidationError:
+        return False
+
+
+def refresh_token_parse(raw: str) -> RefreshToken:
+    """A valid, unexpired, unrevoked refresh token, else InvalidToken (401).
+
+    A token that was already used revokes its whole family (refresh token
+    reuse detection, OAuth 2.0 Security BCP, RFC 9700 section 4.14.2).
+    """
+    try:
+        refresh = RefreshToken(raw)
+    except _ReusedRefreshToken as exc:
+        raise _reused(exc.payload) from None
     except TokenError as exc:
         raise _invalid(str(exc)) from None
+    if not _family_is_active(refresh):
+        raise _invalid("Token has been revoked")
+    return refresh
 
 
 def refresh_token_rotate(raw: str) -> RefreshToken:
-    """Revoke a refresh token and issue a new one for the same user.
+    """Revoke a refresh token and issue its successor in the same family.
 
     Rejected (401) when the user is gone or inactive, or changed their
-    password after the token was issued.
+    password after the token was issued, or the family was revoked.
     """
     refresh = refresh_token_parse(raw)
     try:
@@ -151,14 +221,26 @@ def refresh_token_rotate(raw: str) -> RefreshToken:
     if refresh.get(claim) != get_md5_hash_password(user.password):
         raise _invalid("Token has been revoked")
     refresh_token_revoke(refresh)
-    return RefreshToken.for_user(user)
+    return RefreshToken.for_user(user, family_id=refresh.get(FAMILY_CLAIM))
+
+
+def refresh_token_logout(raw: str) -> None:
+    """Revoke a refresh token and the family (the login) it belongs to."""
+    refresh = refresh_token_parse(raw)
+    refresh_token_revoke(refresh)
+    if refresh.get(FAMILY_CLAIM) is not None:
+        services.refresh_token_family_revoke(
+            family_id=refresh[FAMILY_CLAIM],
+            reason=RefreshTokenFamily.RevokedReason.LOGGED_OUT,
+        )
 
 
 def refresh_token_revoke(refresh: RefreshToken) -> None:
     """Revoke a refresh token exactly once.
 
     The blacklist row is unique per token, so of two concurrent uses of one
-    refresh token (a replay) only one succeeds; the other is a 401.
+    refresh token only one succeeds; the others are a replay (401), which
+    revokes the family.
     """
     with transaction.atomic():
         outstanding, _ = OutstandingToken.objects.get_or_create(
@@ -171,5 +253,7 @@ def refresh_token_revoke(refresh: RefreshToken) -> None:
         try:
             with transaction.atomic():
                 BlacklistedToken.objects.create(token=outstanding)
+            return
         except IntegrityError:
-            raise _invalid("Token is blacklisted") from None
+            pass
+    raise _reused(refresh.payload)

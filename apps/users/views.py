@@ -21,8 +21,7 @@ from apps.users.serializers import (
 from apps.users.tokens import (
     RefreshToken,
     published_jwks,
-    refresh_token_parse,
-    refresh_token_revoke,
+    refresh_token_logout,
     refresh_token_rotate,
 )
 
@@ -193,7 +192,7 @@ class LogoutView(PublicView):
     def post(self, request):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        refresh_token_revoke(refresh_token_parse(serializer.validated_data["refresh"]))
+        refresh_token_logout(serializer.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

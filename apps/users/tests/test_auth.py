@@ -113,6 +113,65 @@ def test_refresh_rotates_and_the_old_refresh_token_is_revoked(
     assert replay.json()["code"] == "token_not_valid"
 
 
+def _rotate(client, refresh: str):
+    return client.post(REFRESH, {"refresh": refresh}, format="json")
+
+
+@pytest.mark.django_db
+def test_a_replayed_refresh_token_revokes_every_token_of_its_login(
+    api_client, customer, auth_client
+):
+    # OAuth 2.0 Security BCP (RFC 9700) 4.14.2: reuse of a rotated refresh
+    # token means one of two holders is an attacker, and the server cannot
+    # tell which, so the whole family goes.
+    first = auth_client(customer).tokens["refresh"]
+    other_device = auth_client(customer).tokens["refresh"]
+    second = _rotate(api_client, first).json()["refresh"]
+    third = _rotate(api_client, second).json()["refresh"]
+
+    replay = _rotate(api_client, first)
+    current = _rotate(api_client, third)
+
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "token_not_valid"
+    assert current.status_code == 401
+    assert current.json()["code"] == "token_not_valid"
+    assert _rotate(api_client, other_device).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_refresh_token_replayed_after_logout_is_refused(
+    api_client, customer, auth_client
+):
+    first = auth_client(customer).tokens["refresh"]
+    second = _rotate(api_client, first).json()["refresh"]
+    api_client.post(LOGOUT, {"refresh": second}, format="json")
+
+    assert _rotate(api_client, first).status_code == 401
+    assert _rotate(api_client, second).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_refresh_token_from_before_families_rotates_into_a_new_one(
+    api_client, customer
+):
+    # Tokens issued before the family claim existed keep working until they
+    # expire; their successor starts a family of its own.
+    from apps.users.tokens import RefreshToken
+
+    token = RefreshToken.for_user(customer)
+    del token["sid"]
+
+    rotated = _rotate(api_client, str(token))
+    replay = _rotate(api_client, str(token))
+
+    assert rotated.status_code == 200
+    assert "sid" in jwt.decode(
+        rotated.json()["refresh"], options={"verify_signature": False}
+    )
+    assert replay.status_code == 401
+
+
 @pytest.mark.django_db
 def test_logout_revokes_the_refresh_token(api_client, customer, auth_client):
     refresh = auth_client(customer).tokens["refresh"]
@@ -232,13 +291,14 @@ def test_a_refresh_token_replayed_concurrently_works_only_once(customer, auth_cl
 
     refresh = auth_client(customer).tokens["refresh"]
     start = threading.Barrier(6)
-    statuses = []
+    responses = []
 
     def use() -> None:
         try:
             start.wait(timeout=30)
-            response = APIClient().post(REFRESH, {"refresh": refresh}, format="json")
-            statuses.append(response.status_code)
+            responses.append(
+                APIClient().post(REFRESH, {"refresh": refresh}, format="json")
+            )
         finally:
             connections.close_all()
 
@@ -248,7 +308,10 @@ def test_a_refresh_token_replayed_concurrently_works_only_once(customer, auth_cl
     for thread in threads:
         thread.join(timeout=60)
 
-    assert sorted(statuses) == [200, 401, 401, 401, 401, 401]
+    assert sorted(r.status_code for r in responses) == [200, 401, 401, 401, 401, 401]
+    # The replays revoked the family, the winner's new token with it.
+    (winner,) = [r for r in responses if r.status_code == 200]
+    assert _rotate(APIClient(), winner.json()["refresh"]).status_code == 401
 
 
 @pytest.mark.django_db
