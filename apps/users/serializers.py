@@ -28,6 +28,19 @@ class UserUpdateSerializer(StrictSerializer):
         max_length=128, write_only=True, required=False, trim_whitespace=False
     )
     current_password = StrictCharField(
+        max_length=128,
+        write_only=True,
+        required=False,
+        trim_whitespace=False,
+        help_text="Needed to change the email or the password (staff changing "
+        "someone else's email leave it out); checked whenever sent.",
+    )
+
+
+class UserDeleteSerializer(StrictSerializer):
+    """The optional JSON body of DELETE: the current password."""
+
+    current_password = StrictCharField(
         max_length=128, write_only=True, required=False, trim_whitespace=False
     )
 

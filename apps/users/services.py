@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.errors import AuthenticationFailed, InvalidInput
+from apps.core.errors import AuthenticationFailed, ErrorMessage, InvalidInput
 from apps.users.interface import EmailAlreadyRegistered
 from apps.users.models import RefreshTokenFamily, User, normalize_email
 
@@ -67,37 +67,71 @@ def user_create(
     return _save(user)
 
 
+def _confirm_current_password(
+    *, actor: User, user: User, current_password: str | None, staff_may_skip: bool
+) -> None:
+    """Check that whoever changes how ``user`` logs in knows the password.
+
+    An access token alone (a stolen one, a shared device) must not take an
+    account over for good. Staff acting on someone else's account may leave
+    the password out where ``staff_may_skip``: they cannot know it, and the
+    staff token is the authority for their other actions too.
+    """
+    if (
+        current_password is None
+        and staff_may_skip
+        and actor.is_staff
+        and actor.pk != user.pk
+    ):
+        return
+    if not current_password:
+        message = (
+            "The current password is needed to change the email or the "
+            "password, or to delete the account."
+        )
+        raise InvalidInput({"current_password": [ErrorMessage(message, "required")]})
+    if not user.check_password(current_password):
+        message = "The current password is incorrect."
+        raise InvalidInput(
+            {"current_password": [ErrorMessage(message, "password_incorrect")]}
+        )
+
+
 @transaction.atomic
 def user_update(
     *,
+    actor: User,
     user: User,
     email: str | None = None,
     name: str | None = None,
     password: str | None = None,
     current_password: str | None = None,
 ) -> User:
-    """Change a user's profile; a new password needs the current one."""
+    """Change ``user``'s profile on behalf of ``actor``.
+
+    A new email or password needs the current password (staff changing
+    someone else's email excepted; nobody sets someone else's password
+    here); a current password that is sent must be right in any case. The
+    email is looked up last, so that only a caller who passed every other
+    check learns whether it is taken.
+    """
     if email is not None:
         email = normalize_email(email)
-        if User.objects.filter(email=email).exclude(pk=user.pk).exists():
-            raise EmailAlreadyRegistered(f"{email} is already registered.")
+    email_changes = email is not None and email != user.email
+    if email is not None:
         user.email = email
     if name is not None:
         user.name = name
-    if password is not None:
-        if not current_password or not user.check_password(current_password):
-            raise InvalidInput(
-                {
-                    "current_password": [
-                        "The current password is required and must match."
-                    ]
-                }
-            )
-    elif current_password is not None:
-        raise InvalidInput(
-            {"current_password": ["Only needed together with a new password."]}
-        )
     _validate(user, password=password)
+    if password is not None or email_changes or current_password is not None:
+        _confirm_current_password(
+            actor=actor,
+            user=user,
+            current_password=current_password,
+            staff_may_skip=password is None,
+        )
+    if email_changes and User.objects.filter(email=email).exclude(pk=user.pk).exists():
+        raise EmailAlreadyRegistered(f"{email} is already registered.")
     if password is not None:
         # A new password hash revokes every token issued before
         # (SIMPLE_JWT CHECK_REVOKE_TOKEN).
@@ -106,7 +140,16 @@ def user_update(
 
 
 @transaction.atomic
-def user_delete(*, user: User) -> None:
+def user_delete(
+    *, actor: User, user: User, current_password: str | None = None
+) -> None:
+    """Delete ``user`` on behalf of ``actor``.
+
+    Needs the current password, except from staff deleting someone else.
+    """
+    _confirm_current_password(
+        actor=actor, user=user, current_password=current_password, staff_may_skip=True
+    )
     user.delete()
 
 

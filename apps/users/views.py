@@ -15,6 +15,7 @@ from apps.users.serializers import (
     RefreshSerializer,
     TokenPairSerializer,
     UserCreateSerializer,
+    UserDeleteSerializer,
     UserSerializer,
     UserUpdateSerializer,
 )
@@ -136,18 +137,27 @@ class UserDetailView(APIView):
     @extend_schema(
         operation_id="users_delete",
         summary="Delete a user",
-        responses={204: None, **problems(401, 404)},
+        description=(
+            "Deleting one's own account needs the current password in a JSON "
+            'body, `{"current_password": "..."}`; staff deleting someone '
+            "else send none."
+        ),
+        responses={204: None, **problems(400, 401, 404)},
     )
     def delete(self, request, user_id):
         user = selectors.user_get_visible(actor=request.user, user_id=user_id)
-        services.user_delete(user=user)
+        serializer = UserDeleteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.user_delete(actor=request.user, user=user, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, user_id, *, partial):
         user = selectors.user_get_visible(actor=request.user, user_id=user_id)
         serializer = UserUpdateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        user = services.user_update(user=user, **serializer.validated_data)
+        user = services.user_update(
+            actor=request.user, user=user, **serializer.validated_data
+        )
         return Response(UserSerializer(user).data)
 
 

@@ -9,6 +9,10 @@ def url(user_id) -> str:
     return f"/api/v1/users/{user_id}"
 
 
+def _errors(response) -> list[tuple[str, str]]:
+    return [(e["field"], e["code"]) for e in response.json()["errors"]]
+
+
 @pytest.mark.django_db
 def test_user_reads_own_profile(customer, auth_client):
     response = auth_client(customer).get(url(customer.id))
@@ -88,7 +92,11 @@ def test_patch_changes_name_and_put_needs_every_field(customer, auth_client):
 def test_put_replaces_profile(customer, auth_client):
     response = auth_client(customer).put(
         url(customer.id),
-        {"email": "Renamed@Example.com", "name": "Renamed"},
+        {
+            "email": "Renamed@Example.com",
+            "name": "Renamed",
+            "current_password": customer.raw_password,
+        },
         format="json",
     )
 
@@ -102,10 +110,13 @@ def test_changing_email_to_a_taken_one_is_409(customer, make_user, auth_client):
     make_user(email="taken@example.com")
 
     response = auth_client(customer).patch(
-        url(customer.id), {"email": "Taken@example.com"}, format="json"
+        url(customer.id),
+        {"email": "Taken@example.com", "current_password": customer.raw_password},
+        format="json",
     )
 
     assert response.status_code == 409
+    assert response.json()["code"] == "email_taken"
     customer.refresh_from_db()
     assert customer.email == "customer@example.com"
 
@@ -143,7 +154,8 @@ def test_password_change_needs_the_current_password(customer, auth_client):
     )
 
     assert missing.status_code == wrong.status_code == 400
-    assert wrong.json()["errors"][0]["field"] == "current_password"
+    assert _errors(missing) == [("current_password", "required")]
+    assert _errors(wrong) == [("current_password", "password_incorrect")]
     customer.refresh_from_db()
     assert customer.check_password(customer.raw_password)
 
@@ -191,7 +203,9 @@ def test_weak_new_password_is_rejected(customer, auth_client):
 def test_user_deletes_own_account_and_its_token_stops_working(customer, auth_client):
     client = auth_client(customer)
 
-    deleted = client.delete(url(customer.id))
+    deleted = client.delete(
+        url(customer.id), {"current_password": customer.raw_password}, format="json"
+    )
 
     assert deleted.status_code == 204
     assert not User.objects.filter(id=customer.id).exists()
@@ -214,3 +228,112 @@ def test_staff_deletes_a_user(customer, staff, auth_client):
 
     assert response.status_code == 204
     assert not User.objects.filter(id=customer.id).exists()
+
+
+@pytest.mark.django_db
+def test_email_change_needs_the_current_password(customer, auth_client):
+    # A stolen access token alone must not move the account to another
+    # email for good.
+    client = auth_client(customer)
+    change = {"email": "new@example.com"}
+
+    missing = client.patch(url(customer.id), change, format="json")
+    wrong = client.patch(
+        url(customer.id), {**change, "current_password": "nope-nope-1"}, format="json"
+    )
+    customer.refresh_from_db()
+    email_before = customer.email
+    right = client.patch(
+        url(customer.id),
+        {**change, "current_password": customer.raw_password},
+        format="json",
+    )
+
+    assert missing.status_code == wrong.status_code == 400
+    assert _errors(missing) == [("current_password", "required")]
+    assert _errors(wrong) == [("current_password", "password_incorrect")]
+    assert email_before == "customer@example.com"
+    assert right.status_code == 200
+    customer.refresh_from_db()
+    assert customer.email == "new@example.com"
+
+
+@pytest.mark.django_db
+def test_email_change_asks_the_password_before_telling_the_email_is_taken(
+    customer, make_user, auth_client
+):
+    make_user(email="taken@example.com")
+
+    response = auth_client(customer).patch(
+        url(customer.id), {"email": "taken@example.com"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert _errors(response) == [("current_password", "required")]
+
+
+@pytest.mark.django_db
+def test_keeping_the_same_email_needs_no_password(customer, auth_client):
+    response = auth_client(customer).put(
+        url(customer.id),
+        {"email": "Customer@Example.com", "name": "Still Me"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Still Me"
+
+
+@pytest.mark.django_db
+def test_deleting_ones_own_account_needs_the_current_password(customer, auth_client):
+    client = auth_client(customer)
+
+    missing = client.delete(url(customer.id))
+    wrong = client.delete(
+        url(customer.id), {"current_password": "nope-nope-1"}, format="json"
+    )
+    unknown_field = client.delete(url(customer.id), {"password": "x"}, format="json")
+
+    assert missing.status_code == wrong.status_code == 400
+    assert _errors(missing) == [("current_password", "required")]
+    assert _errors(wrong) == [("current_password", "password_incorrect")]
+    assert unknown_field.status_code == 400
+    assert User.objects.filter(id=customer.id).exists()
+
+
+@pytest.mark.django_db
+def test_staff_change_someone_elses_email_without_a_password(
+    customer, staff, auth_client
+):
+    response = auth_client(staff).patch(
+        url(customer.id), {"email": "fixed@example.com"}, format="json"
+    )
+
+    assert response.status_code == 200
+    customer.refresh_from_db()
+    assert customer.email == "fixed@example.com"
+
+
+@pytest.mark.django_db
+def test_staff_still_need_their_own_password_for_their_own_account(staff, auth_client):
+    client = auth_client(staff)
+
+    email = client.patch(url(staff.id), {"email": "me@example.com"}, format="json")
+    delete = client.delete(url(staff.id))
+
+    assert email.status_code == delete.status_code == 400
+    assert _errors(email) == _errors(delete) == [("current_password", "required")]
+
+
+@pytest.mark.django_db
+def test_staff_cannot_set_someone_elses_password(customer, staff, auth_client):
+    # Setting a password would let a staff member log in as anyone (an
+    # operator with more rights included); the admin has its own rights.
+    response = auth_client(staff).patch(
+        url(customer.id), {"password": "brand-new-pass-77"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert _errors(response) == [("current_password", "required")]
+    customer.refresh_from_db()
+    assert customer.check_password(customer.raw_password)
