@@ -46,6 +46,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py
+	$(PY) bench/orders.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -19,11 +19,14 @@ import io
 import json
 import os
 import pstats
+import random
 import secrets
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +37,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="GETs to profile")
     parser.add_argument("--logins", type=int, default=10, help="logins to profile")
+    parser.add_argument(
+        "--orders", type=int, default=300, help="order placements to profile"
+    )
     parser.add_argument("--top", type=int, default=25, help="functions to show")
     parser.add_argument(
         "--sort", default="tottime,cumulative", help="pstats orders, comma-separated"
@@ -82,7 +88,7 @@ def main(argv=None) -> int:
     if opts.no_conn_health_checks:
         connection.settings_dict["CONN_HEALTH_CHECKS"] = False
 
-    def send(method, path, body=b"", token=None, expect=200):
+    def send(method, path, body=b"", token=None, expect=200, headers=()):
         environ = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
@@ -99,6 +105,8 @@ def main(argv=None) -> int:
             environ["CONTENT_LENGTH"] = str(len(body))
         if token:
             environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        for name, value in headers:
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
         status = []
         response = app(environ, lambda s, headers, exc_info=None: status.append(s))
         try:
@@ -127,19 +135,41 @@ def main(argv=None) -> int:
     def health():
         send("GET", "/health/live")
 
+    products = _order_products()
+    rng = random.Random(1)
+
+    def place_order():
+        lines = [
+            {"product_id": product_id, "quantity": rng.randint(1, 3)}
+            for product_id in rng.sample(products, rng.randint(1, 3))
+        ]
+        body = json.dumps({"items": lines}).encode()
+        key = ("Idempotency-Key", uuid.uuid4().hex)
+        send("POST", "/api/v1/orders", body, access, 201, headers=[key])
+
     paths = [
         ("GET /health/live", health, opts.requests),
         ("GET /api/v1/users/{id} (JWT)", get_user, opts.requests),
         ("POST /api/v1/users/login", login, opts.logins),
+        ("POST /api/v1/orders (1-3 lines, Idempotency-Key)", place_order, opts.orders),
     ]
     for name, call, count in paths:
         if opts.only not in name:
             continue
         call()  # warm: connection opened, caches filled
-        with CaptureQueriesContext(connection) as captured:
+        with ExitStack() as stack:
+            captures = {
+                alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
+                for alias in connections
+            }
             call()
         # Copied now: the next request's request_started signal clears the log.
-        queries = list(captured.captured_queries)
+        queries = [
+            {**query, "sql": f"[{alias}] {query['sql']}"}
+            for alias, captured in captures.items()
+            for query in captured.captured_queries
+        ]
+        # Patched on the class: counts every alias's checks.
         pings = _count_pings(connections["default"], call)
         print(
             f"\n=== {name}: {len(queries)} SQL queries"
@@ -168,6 +198,27 @@ def main(argv=None) -> int:
             print("\n".join(out.getvalue().splitlines()[4:]).rstrip())
     connection.close()
     return 0
+
+
+def _order_products(count: int = 20) -> list[str]:
+    """Products with plenty of stock for the placement path (created once
+    in the bench's catalog database)."""
+    from apps.products.errors import ProductConflict
+    from apps.products.services import product_create
+
+    ids = [f"profile-{index:03d}" for index in range(count)]
+    for index, product_id in enumerate(ids):
+        try:
+            product_create(
+                id=product_id,
+                name=f"Profile product {index}",
+                price=Decimal("5.00") + index,
+                stock=10_000_000,
+                category="Bench",
+            )
+        except ProductConflict:
+            pass
+    return ids
 
 
 def _count_pings(connection, call) -> int:

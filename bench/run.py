@@ -304,7 +304,7 @@ DB_NAMES = {
 }
 
 
-def ensure_databases(pg_url: str, fresh: bool) -> None:
+def ensure_databases(pg_url: str, fresh: bool, db_names=None) -> None:
     import psycopg
 
     try:
@@ -312,7 +312,7 @@ def ensure_databases(pg_url: str, fresh: bool) -> None:
     except psycopg.OperationalError as exc:
         raise BenchError(f"PostgreSQL is not reachable at {pg_url}: {exc}") from None
     with conn:
-        for _, name in DB_NAMES.values():
+        for _, name in (db_names or DB_NAMES).values():
             if fresh:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             exists = conn.execute(
@@ -329,14 +329,14 @@ def pg_scalar(pg_url: str, sql: str):
         return conn.execute(sql).fetchone()[0]
 
 
-def bench_connections(pg_url: str) -> int:
-    names = ",".join(f"'{name}'" for _, name in DB_NAMES.values())
+def bench_connections(pg_url: str, db_names=None) -> int:
+    names = ",".join(f"'{name}'" for _, name in (db_names or DB_NAMES).values())
     return pg_scalar(
         pg_url, f"SELECT count(*) FROM pg_stat_activity WHERE datname IN ({names})"
     )
 
 
-def server_env(args, keydir: Path, src: Path = ROOT) -> dict[str, str]:
+def server_env(args, keydir: Path, src: Path = ROOT, db_names=None) -> dict[str, str]:
     from config.keys import load_or_create_keypair
 
     private_pem, _ = load_or_create_keypair(keydir)
@@ -363,7 +363,7 @@ def server_env(args, keydir: Path, src: Path = ROOT) -> dict[str, str]:
         PYTHONPATH=str(src),
         PYTHONUNBUFFERED="1",
     )
-    for var, name in DB_NAMES.values():
+    for var, name in (db_names or DB_NAMES).values():
         env[var] = f"{args.pg_url}/{name}"
     for item in args.env:
         key, _, value = item.partition("=")
