@@ -18,6 +18,7 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import prefetch_related_objects
 
 from apps.core.errors import InvalidInput
+from apps.core.validation import full_clean
 from apps.orders.errors import (
     IdempotencyKeyReused,
     IllegalTransition,
@@ -66,14 +67,6 @@ _EVENT_TYPES = {
 
 def _db() -> str:
     return router.db_for_write(Order)
-
-
-def _clean(instance, **kwargs) -> None:
-    # Uniqueness is the database's to enforce (and race-free there).
-    try:
-        instance.full_clean(validate_unique=False, **kwargs)
-    except ValidationError as exc:
-        raise InvalidInput(exc.message_dict) from None
 
 
 # -- Placement ----------------------------------------------------------------
@@ -220,10 +213,10 @@ def order_place(
         total_amount=total,
         payment_method=payment_method,
     )
-    _clean(order)
+    full_clean(order)
     for item in order_items:
         item.order = order
-        _clean(item, exclude=["order"])
+        full_clean(item, exclude=["order"])
     try:
         with transaction.atomic(using=_db()):
             order.save()
@@ -289,8 +282,8 @@ def _order_transition(
             reason=reason,
             actor=actor,
         )
-        _clean(order)
-        _clean(change, exclude=["order"])
+        full_clean(order)
+        full_clean(change, exclude=["order"])
         order.save(update_fields=["status", "cancel_reason", "updated_at"])
         change.save()
         order_event_record(

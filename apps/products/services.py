@@ -8,12 +8,12 @@ atomic on every engine, MongoDB included.
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import F
 from django.utils import timezone
 
 from apps.core.errors import InvalidInput
+from apps.core.validation import full_clean
 from apps.products import db
 from apps.products.errors import ProductChanged, ProductConflict, ProductNotFound
 from apps.products.models import Product, StockAdjustment, StockReservation
@@ -35,13 +35,6 @@ PRODUCT_FIELDS = (
 )
 
 
-def _clean(product: Product) -> None:
-    try:
-        product.full_clean(validate_unique=False)
-    except ValidationError as exc:
-        raise InvalidInput(exc.message_dict) from None
-
-
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
     if "tags" in fields:
         # Tags are matched exactly; one spelling each.
@@ -55,7 +48,7 @@ def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
 def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Product:
     fields = _normalise(fields)
     product = Product(**fields)
-    _clean(product)
+    full_clean(product)
     with db.atomic():
         try:
             product.save(force_insert=True)
@@ -89,7 +82,7 @@ def product_update(
         old_stock = product.stock
         for name, value in changes.items():
             setattr(product, name, value)
-        _clean(product)
+        full_clean(product)
         now = timezone.now()
         written = Product.objects.filter(pk=product.pk, version=product.version).update(
             **{name: getattr(product, name) for name in PRODUCT_FIELDS},
