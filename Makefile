@@ -49,4 +49,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/orders.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

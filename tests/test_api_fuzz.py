@@ -16,9 +16,10 @@ deeper than the JSON decoder recurses.
 
 What must hold for every request: no 5xx, and every 4xx is
 ``application/problem+json`` with a ``code``. Generation is derandomized:
-the same requests on every run. FUZZ_EXAMPLES sets the examples per
-operation, caller and mode (a deeper run); FUZZ_SEED makes the run random
-with that seed, to look further afield.
+the same code and schema give the same requests on every run.
+FUZZ_EXAMPLES sets the examples per operation, caller and mode (a deeper
+run); FUZZ_SEED makes the run random with that seed, to look further
+afield.
 """
 
 import copy
