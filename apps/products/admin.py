@@ -1,5 +1,8 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 
 from apps.core.errors import DomainError
 from apps.products import services
@@ -23,8 +26,19 @@ class StockLevelFilter(admin.SimpleListFilter):
         return queryset
 
 
+class AsciiJSONField(forms.JSONField):
+    """JSON shown with non-ASCII escaped: a value the model refuses (a lone
+    surrogate) is re-displayed as ``\\udc80`` instead of breaking the page."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return json.dumps(value, ensure_ascii=True, cls=self.encoder)
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.JSONField: {"form_class": AsciiJSONField}}
     list_display = ("id", "name", "category", "price", "stock", "is_archived")
     list_filter = ("is_archived", StockLevelFilter, "category")
     search_fields = ("id", "name", "category")

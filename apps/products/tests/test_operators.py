@@ -202,3 +202,28 @@ def test_services_refuse_unstorable_text_in_json_fields(fields):
 
     assert set(raised.value.errors) == set(fields)
     assert not Product.objects.exists()
+
+
+def test_admin_refuses_a_lone_surrogate_and_shows_the_form_again(
+    admin_client, make_product
+):
+    make_product(id="kettle", name="Kettle")
+
+    response = admin_client.post(
+        "/admin/products/product/kettle/change/",
+        {
+            "name": "Kettle",
+            "description": "",
+            "price": "12.00",
+            "category": "Kitchen",
+            "tags": "[]",
+            "images": "[]",
+            "attributes": '{"colour": "\\udc80"}',
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    page = response.content.decode()
+    assert "errornote" in page
+    assert "\\udc80" in page
+    assert Product.objects.get(pk="kettle").attributes == {}
