@@ -21,4 +21,4 @@ def test_chaos_run_keeps_every_invariant(inline, product, customer, capsys):
 
     out = capsys.readouterr().out
     assert "FAIL" not in out
-    assert out.count("OK ") == 4
+    assert out.count("OK ") == 8
