@@ -370,22 +370,27 @@ def _claim(saga_id, step_index: int, kind: str, task_id: str):
             _start_compensation(saga, definition, step_index, saga.failure_reason, now)
             return None
         step = definition.steps[step_index]
-        log, _ = SagaStepLog.objects.get_or_create(
-            saga=saga,
-            step_index=step_index,
-            kind=kind,
-            defaults={"step": step.name, "status": StepStatus.RUNNING},
-        )
-        if log.status == StepStatus.DONE:
+        # The saga row is locked: no other task writes this log meanwhile,
+        # so the first attempt inserts it as it is (one query, no savepoint).
+        log = SagaStepLog.objects.filter(
+            saga=saga, step_index=step_index, kind=kind
+        ).first()
+        if log is None:
+            SagaStepLog.objects.create(
+                saga=saga, step_index=step_index, kind=kind, step=step.name,
+                status=StepStatus.RUNNING, attempts=1, started_at=now,
+            )  # fmt: skip
+        elif log.status == StepStatus.DONE:
             # Done in an earlier pass (an operator's retry): move on.
             if kind == StepKind.FORWARD:
                 _advance(saga, definition, step_index, now)
             else:
                 _compensate_from(saga, definition, step_index - 1, now)
             return None
-        log.attempts += 1
-        log.status = StepStatus.RUNNING
-        log.save(update_fields=["attempts", "status"])
+        else:
+            log.attempts += 1
+            log.status = StepStatus.RUNNING
+            log.save(update_fields=["attempts", "status"])
         saga.lease_owner = task_id
         saga.lease_expires_at = now + _lease()
         saga.updated_at = now
