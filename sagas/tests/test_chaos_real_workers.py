@@ -128,7 +128,9 @@ def real_path(transactional_db, events_exchange):  # noqa: F811
             worker.stop()
         relay.stop()
         with Connection(settings.CELERY_BROKER_URL) as connection:
+            # Celery declared both for the tasks.
             connection.default_channel.queue_delete(queue)
+            connection.default_channel.exchange_delete(queue)
 
 
 def test_500_orders_with_failures_at_every_step_keep_every_invariant(
