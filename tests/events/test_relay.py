@@ -115,7 +115,7 @@ def test_the_relay_command_publishes_each_commit_and_stops_on_sigterm(
     import subprocess
     import sys
 
-    from conftest import _test_database_env
+    from conftest import subprocess_database_env
     from tests.polling import poll
     from tests.subprocesses import ROOT
 
@@ -125,7 +125,7 @@ def test_the_relay_command_publishes_each_commit_and_stops_on_sigterm(
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            **_test_database_env(),
+            **subprocess_database_env(),
             "EVENTS_EXCHANGE": events_exchange,
             "OUTBOX_RELAY_POLL_SECONDS": "600",
         },
