@@ -17,14 +17,14 @@ from kombu import Connection
 
 import conftest as root_conftest
 from sagas.chaos import CUSTOMER_CANCEL_REASON, ChaosOptions, chaos_run
-from sagas.tests.conftest import databases, poll
+from sagas.tests.conftest import databases
 
 # The event tests' exchange per test (and its queues, deleted after).
 from tests.events.conftest import DELAYS_MS, events_exchange  # noqa: F401
+from tests.polling import poll
+from tests.subprocesses import ROOT
 
 pytestmark = databases
-
-PROJECT_DIR = Path(root_conftest.__file__).resolve().parent
 
 # Small figures, so that retries, timeouts and backoffs take milliseconds.
 FAST_ENV = {
@@ -74,7 +74,7 @@ class RelayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "manage.py", "relay_outbox"],
-                cwd=PROJECT_DIR,
+                cwd=ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
