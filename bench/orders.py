@@ -509,10 +509,12 @@ def broker_delete() -> None:
                 channel.queue_delete(name)
             except Exception:  # noqa: BLE001 - never declared, or gone
                 channel = conn.channel()
-        try:
-            channel.exchange_delete(settings.EVENTS_EXCHANGE)
-        except Exception:  # noqa: BLE001
-            pass
+        # Celery declares a direct exchange named after each task queue.
+        for exchange in (settings.EVENTS_EXCHANGE, settings.SAGA_TASK_QUEUE):
+            try:
+                channel.exchange_delete(exchange)
+            except Exception:  # noqa: BLE001 - never declared, or gone
+                channel = conn.channel()
 
 
 # ---------------------------------------------------------------------------
