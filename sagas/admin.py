@@ -76,12 +76,27 @@ class SagaAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Retry the current step of the selected sagas")
+    def has_change_permission(self, request, obj=None):
+        # Every field is the engine's: the page is for reading; operators
+        # act through the actions below.
+        return False
+
+    def has_operate_permission(self, request):
+        """Retry and force compensation: operators who may change sagas."""
+        return request.user.has_perm("sagas.change_saga")
+
+    @admin.action(
+        description="Retry the current step of the selected sagas",
+        permissions=["operate"],
+    )
     def retry_saga(self, request, queryset):
         retried = sum(engine.saga_retry(saga_id=s.pk) for s in queryset)
         self.message_user(request, f"{retried} saga(s) queued again.")
 
-    @admin.action(description="Force compensation (cancels the orders)")
+    @admin.action(
+        description="Force compensation (cancels the orders)",
+        permissions=["operate"],
+    )
     def force_compensation(self, request, queryset):
         for saga in queryset:
             engine.saga_compensate(saga_id=saga.pk, reason="Cancelled by the shop")
