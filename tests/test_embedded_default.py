@@ -15,6 +15,9 @@ for name, path in [
     ("tag", "/api/v1/products?tag=coffee&page_size=5"),
     ("attr", "/api/v1/products?attr.voltage=230&page_size=5"),
     ("search", "/api/v1/products/search?q=KETTLE&page_size=5"),
+    ("unaccented", "/api/v1/products/search?q=creme&page_size=5"),
+    ("accented", "/api/v1/products/search?q=CAF%C3%89&page_size=5"),
+    ("typo", "/api/v1/products/search?q=cofee+grinder&in_stock=true&page_size=5"),
     ("ordered", "/api/v1/products?ordering=best_selling&page_size=3"),
     ("ready", "/health/ready"),
 ]:
@@ -79,6 +82,15 @@ def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
     assert all(p["attributes"]["voltage"] == 230 for p in result["attr"][1]["results"])
     assert result["search"][1]["count"] > 0
     assert "Kettle" in result["search"][1]["results"][0]["name"]
+    # Case and accents never matter, as on PostgreSQL; nor does the README's
+    # typo (a close copy of pg_trgm's word similarity).
+    assert result["unaccented"][1]["count"] > 0
+    assert "Crème" in result["unaccented"][1]["results"][0]["name"]
+    assert result["accented"][1]["count"] > 0
+    assert "Café" in result["accented"][1]["results"][0]["name"]
+    assert result["typo"][1]["count"] > 0
+    assert all(p["stock"] > 0 for p in result["typo"][1]["results"])
+    assert "Coffee Grinder" in result["typo"][1]["results"][0]["name"]
     sold = [p["sold_count"] for p in result["ordered"][1]["results"]]
     assert sold == sorted(sold, reverse=True)
     assert result["login"][1]["token_type"] == "Bearer"

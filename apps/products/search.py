@@ -2,20 +2,27 @@
 
 The engine's own search is chosen by the connection's vendor: PostgreSQL
 (weighted tsvector, trigram typo fallback), MongoDB ($text), or the simpler
-SQLite match of the embedded default.
+SQLite match of the embedded default (folded by SQLite functions that
+``register_sqlite_functions`` adds to each connection).
 """
 
+import json
 import re
 import unicodedata
+from functools import lru_cache
 
+from django.conf import settings
 from django.db import connections, router
 from django.db.models import (
     BooleanField,
     Case,
+    F,
     FloatField,
+    Func,
     IntegerField,
     Q,
     QuerySet,
+    TextField,
     Value,
     When,
 )
@@ -43,6 +50,71 @@ def fold(text: str) -> str:
 def search_terms(query: str) -> list[str]:
     """The words of a query, folded; punctuation and operators dropped."""
     return re.findall(r"\w+", fold(query))[:10]
+
+
+@lru_cache(maxsize=4096)
+def _trigrams(word: str) -> frozenset[str]:
+    # As pg_trgm pads a word: two spaces before, one after.
+    padded = f"  {word} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
+
+
+def word_similarity(phrase: str, text: str) -> float:
+    """How alike the words of ``phrase`` are to words of ``text`` (0-1):
+    for each word of the phrase, the share of its trigrams found in the
+    most alike word of the text, averaged. Close to pg_trgm's
+    word_similarity, for engines without it; "cofee" in "Coffee Grinder"
+    is 0.83."""
+    words = search_terms(phrase)
+    candidates = [_trigrams(word) for word in re.findall(r"\w+", fold(text))]
+    if not words or not candidates:
+        return 0.0
+    total = 0.0
+    for word in words:
+        own = _trigrams(word)
+        total += max(len(own & other) for other in candidates) / len(own)
+    return total / len(words)
+
+
+def _fold_json(text: str | None) -> str | None:
+    """The strings of a JSON value (a list of tags), folded, space-separated."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return fold(text)
+    strings = value if isinstance(value, list) else [value]
+    return " ".join(fold(item) for item in strings if isinstance(item, str))
+
+
+def _fold_or_null(text: str | None) -> str | None:
+    return None if text is None else fold(text)
+
+
+def register_sqlite_functions(sender, connection, **kwargs) -> None:
+    """Give each SQLite connection the folding that PostgreSQL's search has
+    (connection_created receiver): SQLite has no unaccent and compares only
+    ASCII letters without case, and stores JSON with non-ASCII escaped."""
+    if connection.vendor != "sqlite":
+        return
+    raw = connection.connection
+    raw.create_function("shop_fold", 1, _fold_or_null, deterministic=True)
+    raw.create_function("shop_fold_json", 1, _fold_json, deterministic=True)
+    raw.create_function(
+        "shop_word_similarity", 2, _sqlite_word_similarity, deterministic=True
+    )
+
+
+def _sqlite_word_similarity(phrase: str | None, text: str | None) -> float:
+    if phrase is None or text is None:
+        return 0.0
+    return word_similarity(phrase, text)
+
+
+def typo_threshold() -> float:
+    """How alike a misspelt word must be to a word of a product name."""
+    return settings.CATALOG_SEARCH_TYPO_THRESHOLD
 
 
 # The weighted document (name A; category and tags B; description C) is a
@@ -78,8 +150,7 @@ def product_search(
     order = ORDERINGS[ordering] if ordering else ("-score", "id")
     if vendor == "postgresql":
         return _search_postgresql(terms, filters, order)
-    queryset = _search_simple(products_filtered(filters), terms)
-    return list(queryset.order_by(*order).values_list("id", flat=True)[:SEARCH_LIMIT])
+    return _search_sqlite(terms, filters, order)
 
 
 def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list[str]:
@@ -108,12 +179,17 @@ def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list
     )
     if len(found) >= TYPO_FALLBACK_BELOW:
         return found
-    typos = [pk for pk in _typo_matches(terms, filters, order) if pk not in found]
+    return _merge(found, _typo_matches(terms, filters, order), order)
+
+
+def _merge(found: list[str], typos: list[str], order) -> list[str]:
+    """Word matches first, then typo matches; or both in an explicit order."""
+    typos = [pk for pk in typos if pk not in found]
     if not typos or order[0] == "-score":
         return found + typos
     # An explicit ordering applies to the merged results.
     merged = Product.objects.filter(pk__in=found + typos).order_by(*order)
-    return list(merged.values_list("id", flat=True))
+    return list(merged.values_list("id", flat=True)[:SEARCH_LIMIT])
 
 
 def _typo_matches(terms: list[str], filters: ProductFilters, order) -> list[str]:
@@ -144,21 +220,57 @@ def _typo_matches(terms: list[str], filters: ProductFilters, order) -> list[str]
     )
 
 
-def _search_simple(queryset: QuerySet, terms: list[str]) -> QuerySet:
-    """SQLite: every word somewhere; the name counts most."""
+def _search_sqlite(terms: list[str], filters: ProductFilters, order) -> list[str]:
+    """SQLite: every word somewhere (as a substring), case and accents
+    folded as on PostgreSQL; the name counts most. Fewer than
+    TYPO_FALLBACK_BELOW results add names with alike words, as on
+    PostgreSQL, by a scan: fine for the embedded default's catalog."""
+    queryset = _search_folded(products_filtered(filters), terms)
+    found = list(queryset.order_by(*order).values_list("id", flat=True)[:SEARCH_LIMIT])
+    if len(found) >= TYPO_FALLBACK_BELOW:
+        return found
+    typos = list(
+        products_filtered(filters)
+        .annotate(
+            score=Func(
+                Value(" ".join(terms)),
+                F("name"),
+                function="shop_word_similarity",
+                output_field=FloatField(),
+            )
+        )
+        .filter(score__gte=typo_threshold())
+        .order_by(*order)
+        .values_list("id", flat=True)[:SEARCH_LIMIT]
+    )
+    return _merge(found, typos, order)
+
+
+def _folded(field: str, function: str = "shop_fold") -> Func:
+    return Func(F(field), function=function, output_field=TextField())
+
+
+def _search_folded(queryset: QuerySet, terms: list[str]) -> QuerySet:
+    queryset = queryset.alias(
+        folded_name=_folded("name"),
+        folded_category=_folded("category"),
+        folded_tags=_folded("tags", "shop_fold_json"),
+        folded_description=_folded("description"),
+    )
+    # The terms are folded already: lower-case, without accents.
     for term in terms:
         queryset = queryset.filter(
-            Q(name__icontains=term)
-            | Q(category__icontains=term)
-            | Q(tags__icontains=term)
-            | Q(description__icontains=term)
+            Q(folded_name__contains=term)
+            | Q(folded_category__contains=term)
+            | Q(folded_tags__contains=term)
+            | Q(folded_description__contains=term)
         )
     first = terms[0]
     return queryset.annotate(
         score=Case(
-            When(name__icontains=first, then=Value(3)),
-            When(category__icontains=first, then=Value(2)),
-            When(tags__icontains=first, then=Value(2)),
+            When(folded_name__contains=first, then=Value(3)),
+            When(folded_category__contains=first, then=Value(2)),
+            When(folded_tags__contains=first, then=Value(2)),
             default=Value(1),
             output_field=IntegerField(),
         )

@@ -207,3 +207,18 @@ def test_lists_carry_an_etag_and_answer_304(api_client, shelf, path):
 
     assert again.status_code == 304
     assert changed.status_code == 200
+
+
+def test_search_folding_is_the_same_on_every_engine():
+    """The SQLite functions fold stored text as the query is folded, so an
+    accented word matches its plain spelling either way round; pg_trgm's
+    word similarity is copied closely enough for one-letter typos."""
+    from apps.products.search import _fold_json, fold, search_terms, word_similarity
+
+    assert fold("Crème Brûlée CAFÉ") == "creme brulee cafe"
+    assert search_terms("Café, crème!") == ["cafe", "creme"]
+    # Django stores JSON with non-ASCII characters escaped ("caf\u00e9").
+    assert _fold_json('["caf\\u00e9", "Home", 3]') == "cafe home"
+    assert word_similarity("cofee", "Café Coffee Grinder") >= 0.8
+    assert word_similarity("cofee grinder", "Acme Coffee Grinder") >= 0.8
+    assert word_similarity("kettle", "Acme Coffee Grinder") < 0.45
