@@ -66,7 +66,7 @@ class ProductAdmin(admin.ModelAdmin):
             if change:
                 product = services.product_update(
                     product_id=obj.pk,
-                    expected_version=None,
+                    expected_revision=None,
                     changes=fields,
                     **actor,
                 )

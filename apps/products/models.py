@@ -5,6 +5,7 @@ JSONField for lists and free-form attributes, no foreign keys.
 """
 
 import re
+import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -16,6 +17,10 @@ from apps.products.messaging_models import InboxEntry  # noqa: F401
 
 def new_product_id() -> str:
     return uuid.uuid4().hex
+
+
+def new_incarnation() -> str:
+    return secrets.token_hex(8)
 
 
 # Text that cannot be stored: PostgreSQL refuses NUL in text and jsonb, and
@@ -59,6 +64,11 @@ class Product(models.Model):
     # Bumped by every write, stock included: the ETag, and the guard
     # against lost updates.
     version = models.PositiveIntegerField(default=1)
+    # New for each row created: a product deleted and created again under
+    # its id starts at version 1 again, and must not share its revisions.
+    incarnation = models.CharField(
+        max_length=16, default=new_incarnation, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +87,11 @@ class Product(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    @property
+    def revision(self) -> str:
+        """What names this content of this product (the ETag's value)."""
+        return f"{self.version}-{self.incarnation}"
 
     def clean(self):
         errors = {

@@ -64,21 +64,21 @@ def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Pr
 def product_update(
     *,
     product_id: str,
-    expected_version: int | None,
+    expected_revision: str | None,
     changes: dict[str, Any],
     actor_id: str = "",
     actor_email: str = "",
 ) -> Product:
     """Apply ``changes``; fails with 412 if the product changed meanwhile.
 
-    ``expected_version`` comes from the caller's If-Match; without one, the
-    version read here guards the write, so no concurrent write is lost.
+    ``expected_revision`` (``Product.revision``) comes from the caller's
+    If-Match; without one, the version read here guards the write, so no
+    concurrent write is lost.
     """
     changes = _normalise(dict(changes))
     with db.atomic():
         product = _get(product_id)
-        if expected_version is not None and product.version != expected_version:
-            raise ProductChanged("The product changed since you read it.")
+        _check_revision(product, expected_revision)
         old_stock = product.stock
         for name, value in changes.items():
             setattr(product, name, value)
@@ -114,12 +114,11 @@ def product_set_archived(*, product_id: str, archived: bool) -> Product:
     return _get(product_id)
 
 
-def product_delete(*, product_id: str, expected_version: int | None = None) -> None:
+def product_delete(*, product_id: str, expected_revision: str | None = None) -> None:
     """Delete a product that no open reservation holds (else 409)."""
     with db.atomic():
         product = _get(product_id)
-        if expected_version is not None and product.version != expected_version:
-            raise ProductChanged("The product changed since you read it.")
+        _check_revision(product, expected_revision)
         open_reservations = json_list_contains(
             StockReservation.objects.filter(status__in=HOLDING),
             "product_ids",
@@ -131,11 +130,16 @@ def product_delete(*, product_id: str, expected_version: int | None = None) -> N
                 reason="open_reservations",
             )
         deleted, _ = Product.objects.filter(
-            pk=product_id, version=product.version
+            pk=product_id, version=product.version, incarnation=product.incarnation
         ).delete()
         if not deleted:
             # Stock moved (a reservation, say) between the check and now.
             raise ProductConflict("The product changed while it was being deleted.")
+
+
+def _check_revision(product: Product, expected_revision: str | None) -> None:
+    if expected_revision is not None and product.revision != expected_revision:
+        raise ProductChanged("The product changed since you read it.")
 
 
 def _get(product_id: str) -> Product:

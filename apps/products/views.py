@@ -24,7 +24,8 @@ from apps.products.serializers import (
 )
 
 ATTRIBUTE_PREFIX = "attr."
-_ETAG = re.compile(r'^(?:W/)?"v(\d{1,12})"$')
+# "v<version>-<incarnation>": Product.revision.
+_ETAG = re.compile(r'^(?:W/)?"v(\d{1,12}-[0-9a-f]{16})"$')
 
 
 class ReadOrStaffWrite(BasePermission):
@@ -40,16 +41,16 @@ def _is_staff(request) -> bool:
 
 
 def _etag(product) -> str:
-    return f'"v{product.version}"'
+    return f'"v{product.revision}"'
 
 
-def _expected_version(request) -> int | None:
-    """The version named by If-Match; None when absent or ``*``."""
+def _expected_revision(request) -> str | None:
+    """The revision named by If-Match; None when absent or ``*``."""
     header = request.headers.get("If-Match", "").strip()
     if not header or header == "*":
         return None
     versions = [_ETAG.match(tag.strip()) for tag in header.split(",")]
-    matched = [int(m.group(1)) for m in versions if m]
+    matched = [m.group(1) for m in versions if m]
     if len(matched) != 1:
         # A tag that can never match this product's.
         raise PreconditionFailed("If-Match does not name a current version.")
@@ -234,7 +235,7 @@ class ProductDetailView(APIView):
     )
     def delete(self, request, product_id):
         services.product_delete(
-            product_id=product_id, expected_version=_expected_version(request)
+            product_id=product_id, expected_revision=_expected_revision(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -246,7 +247,7 @@ class ProductDetailView(APIView):
             raise ValidationError({"id": ["A product's id cannot change."]})
         product = services.product_update(
             product_id=product_id,
-            expected_version=_expected_version(request),
+            expected_revision=_expected_revision(request),
             changes=changes,
             **_actor(request),
         )

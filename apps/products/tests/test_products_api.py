@@ -28,7 +28,7 @@ def test_staff_creates_product_with_generated_id_etag_and_location(staff, auth_c
     assert body["price"] == "39.90"
     assert body["tags"] == ["coffee", "home"]
     assert response["Location"] == f"{URL}/{body['id']}"
-    assert response["ETag"] == '"v1"'
+    assert response["ETag"] == f'"v1-{Product.objects.get(pk=body["id"]).incarnation}"'
     product = Product.objects.get(pk=body["id"])
     assert product.price == Decimal("39.90")
     assert product.attributes == {"voltage": 230, "colour": "red"}
@@ -140,6 +140,51 @@ def test_detail_has_etag_and_if_none_match_gives_304(api_client, make_product):
     assert first.json()["id"] == product.id
     assert cached.status_code == 304
     assert cached.content == b""
+
+
+def test_a_product_created_again_under_its_id_matches_no_old_etag(
+    staff, auth_client, api_client
+):
+    """Deleted and created again, a product starts at version 1 again; an
+    ETag of the old one is neither a 304 nor a passing If-Match."""
+    client = auth_client(staff)
+    client.post(URL, {**NEW, "id": "reborn", "name": "Old"}, format="json")
+    old_etag = api_client.get(f"{URL}/reborn")["ETag"]
+    client.delete(f"{URL}/reborn", HTTP_IF_MATCH=old_etag)
+    client.post(URL, {**NEW, "id": "reborn", "name": "New"}, format="json")
+
+    cached = api_client.get(f"{URL}/reborn", HTTP_IF_NONE_MATCH=old_etag)
+    changed = client.patch(
+        f"{URL}/reborn", {"name": "Edit"}, format="json", HTTP_IF_MATCH=old_etag
+    )
+    deleted = client.delete(f"{URL}/reborn", HTTP_IF_MATCH=old_etag)
+
+    assert cached.status_code == 200
+    assert cached.json()["name"] == "New"
+    assert cached["ETag"] != old_etag
+    assert changed.status_code == 412
+    assert changed.json()["code"] == "precondition_failed"
+    assert deleted.status_code == 412
+    assert Product.objects.get(pk="reborn").name == "New"
+
+
+@pytest.mark.parametrize(
+    "if_match", ['"v1"', '"v1-"', '"v1-XYZ"', "v1-0123456789abcdef", '"1-0"']
+)
+def test_if_match_that_names_no_revision_is_412(
+    staff, auth_client, make_product, if_match
+):
+    product = make_product(name="Original")
+
+    response = auth_client(staff).patch(
+        f"{URL}/{product.id}",
+        {"name": "Changed"},
+        format="json",
+        HTTP_IF_MATCH=if_match,
+    )
+
+    assert response.status_code == 412
+    assert response.json()["code"] == "precondition_failed"
 
 
 def test_unknown_product_is_404(api_client):
