@@ -15,7 +15,6 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
-from django.db.models import prefetch_related_objects
 
 from apps.core.errors import InvalidInput
 from apps.core.validation import full_clean
@@ -221,16 +220,17 @@ def order_place(
         with transaction.atomic(using=_db()):
             order.save()
             OrderItem.objects.bulk_create(order_items)
-            OrderStatusChange.objects.create(
+            created = OrderStatusChange.objects.create(
                 order=order,
                 from_status=None,
                 to_status=OrderStatus.PENDING,
                 actor="customer",
             )
-            order_event_record(order=order, event_type="order.created")
-            # The order as placed, for the answer: what commits next (the
+            # The order as placed, for the event and the answer, without
+            # reading back what was just written; what commits next (the
             # saga, in-process on the embedded default) is not part of it.
-            prefetch_related_objects([order], "items", "history")
+            _as_prefetched(order, items=order_items, history=[created])
+            order_event_record(order=order, event_type="order.created")
             if idempotency_key is not None:
                 IdempotencyRecord.objects.create(
                     user_id=user_id,
@@ -251,6 +251,19 @@ def order_place(
                 return earlier
         raise
     return order
+
+
+def _as_prefetched(order: Order, **related: list) -> None:
+    """Cache rows just written as ``order``'s prefetched relations, as
+    ``prefetch_related`` itself fills them, so that reading them costs no
+    query."""
+    cache = getattr(order, "_prefetched_objects_cache", {})
+    for name, rows in related.items():
+        queryset = getattr(order, name).all()
+        queryset._result_cache = list(rows)
+        queryset._prefetch_done = True
+        cache[name] = queryset
+    order._prefetched_objects_cache = cache
 
 
 # -- Lifecycle ----------------------------------------------------------------

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.core.errors import DomainError
 from apps.products import services
 from apps.products.models import Product, StockAdjustment, StockReservation
@@ -178,11 +179,13 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockReservation)
-class StockReservationAdmin(admin.ModelAdmin):
+class StockReservationAdmin(ReadOnlyAdmin):
+    """Operators look only: a reservation moves through its order (reserve,
+    release, commit and the sweeper), never by hand. Deleting an active one
+    lost its stock for good; editing its status or items would lose or
+    create stock too, and releasing it behind its order's back would leave
+    the order to sell stock it no longer holds."""
+
     list_display = ("order_ref", "status", "expires_at", "created_at")
     list_filter = ("status",)
     search_fields = ("order_ref",)
-    readonly_fields = [f.name for f in StockReservation._meta.fields]
-
-    def has_add_permission(self, request):
-        return False

@@ -15,24 +15,28 @@ def outbox_append(
     event_type: str,
     schema_version: int,
     data: dict[str, Any],
+    sequence: int | None = None,
 ):
     """Write one event row for ``aggregate_id`` and return it.
 
     Run inside the transaction that made the change, with the aggregate's row
     locked, so that the event commits with the change and the sequence has
-    no gaps. On PostgreSQL a ``NOTIFY`` (delivered at commit) wakes the
-    relay; with the inline publisher the event is published in-process once
-    the transaction commits.
+    no gaps. ``sequence`` may be given when the caller knows it (1 for a
+    new aggregate's first event), saving a query. On PostgreSQL a
+    ``NOTIFY`` (delivered at commit) wakes the relay; with the inline
+    publisher the event is published in-process once the transaction
+    commits.
     """
     db = router.db_for_write(model)
-    last = (
-        model.objects.using(db)
-        .filter(aggregate_id=aggregate_id)
-        .aggregate(last=Max("sequence"))["last"]
-    )
+    if sequence is None:
+        last = (
+            model.objects.using(db)
+            .filter(aggregate_id=aggregate_id)
+            .aggregate(last=Max("sequence"))["last"]
+        )
+        sequence = (last or 0) + 1
     event_id = uuid.uuid4()
     now = timezone.now()
-    sequence = (last or 0) + 1
     envelope = {
         "event_id": str(event_id),
         "event_type": event_type,

@@ -74,6 +74,9 @@ def order_event_record(
         event_type=event_type,
         schema_version=SCHEMA_VERSION,
         data=data,
+        # A new order's first event; the unique (order, sequence) pair
+        # would refuse a second one.
+        sequence=1 if event_type == "order.created" else None,
     )
 
 

@@ -320,3 +320,29 @@ def test_the_service_refuses_an_inactive_user(make_user, kettle):
     assert raised.value.code == "user_inactive"
     assert raised.value.status == 403
     assert row_counts() == NOTHING
+
+
+def test_placement_reads_back_nothing_it_has_just_written(
+    customer, auth_client, kettle, mug, django_assert_max_num_queries
+):
+    """The order, its items, history, event and idempotency record are
+    written and answered without reading them back (a query budget, so that
+    a regression shows; docs/performance.md has the timings)."""
+    from django.db import connections
+
+    client = auth_client(customer)
+    body = {"items": [{"product_id": "kettle", "quantity": 1},
+                      {"product_id": "mug", "quantity": 2}]}  # fmt: skip
+
+    # idempotency look-up, (savepoint), order, items, history, event,
+    # notify, idempotency record, (release), the view's read of the record
+    with django_assert_max_num_queries(10, connection=connections["orders"]):
+        response = client.post(
+            ORDERS_URL, body, format="json", HTTP_IDEMPOTENCY_KEY="budget-1"
+        )
+
+    assert response.status_code == 201
+    assert [i["product_id"] for i in response.json()["items"]] == ["kettle", "mug"]
+    event = OutboxEvent.objects.get(aggregate_id=response.json()["id"])
+    assert event.sequence == 1
+    assert len(event.envelope["data"]["order"]["items"]) == 2
