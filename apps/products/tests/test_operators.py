@@ -227,3 +227,38 @@ def test_admin_refuses_a_lone_surrogate_and_shows_the_form_again(
     assert "errornote" in page
     assert "\\udc80" in page
     assert Product.objects.get(pk="kettle").attributes == {}
+
+
+def test_admin_offers_no_way_to_delete_or_edit_a_reservation(
+    admin_client, make_product
+):
+    """No operator action may lose or create stock: an active reservation
+    deleted or edited by hand would never give its stock back."""
+    from apps.products.interface import ReservationItem, reserve_stock
+    from apps.products.models import StockReservation
+
+    make_product(id="kettle", stock=3)
+    reserve_stock(order_ref="o1", items=[ReservationItem("kettle", 2)])
+    reservation = StockReservation.objects.get(order_ref="o1")
+    url = f"/admin/products/stockreservation/{reservation.pk}"
+
+    shown = admin_client.get(f"{url}/change/")
+    deleted = admin_client.post(f"{url}/delete/", {"post": "yes"})
+    bulk = admin_client.post(
+        "/admin/products/stockreservation/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [reservation.pk],
+            "post": "yes",
+        },
+    )
+    edited = admin_client.post(f"{url}/change/", {"status": "released"})
+
+    assert shown.status_code == 200
+    assert b"Delete" not in shown.content
+    assert deleted.status_code == 403
+    assert edited.status_code == 403
+    assert bulk.status_code in (200, 302)
+    reservation.refresh_from_db()
+    assert reservation.status == "active"
+    assert Product.objects.get(pk="kettle").stock == 1
