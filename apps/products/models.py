@@ -4,6 +4,7 @@ String or UUID primary keys only (django-mongodb-backend has no AutoField),
 JSONField for lists and free-form attributes, no foreign keys.
 """
 
+import math
 import re
 import secrets
 import uuid
@@ -29,8 +30,10 @@ def new_incarnation() -> str:
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def _has_unstorable_text(value) -> bool:
-    """Whether any string in a JSON value, keys included, is unstorable."""
+def _unstorable(value) -> str | None:
+    """Why a JSON value, keys included, cannot be stored, or None: text as
+    above, or a number that is not finite (JSON parsers read 1e400 as
+    infinity; no engine stores infinity or NaN in JSON)."""
     pending = [value]
     while pending:  # A loop, not recursion: the value may nest deeply.
         item = pending.pop()
@@ -40,8 +43,10 @@ def _has_unstorable_text(value) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
         elif isinstance(item, str) and _UNSTORABLE.search(item):
-            return True
-    return False
+            return "Text may not contain null characters or lone surrogates."
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "Numbers must be finite (not too large, not NaN)."
+    return None
 
 
 class Product(models.Model):
@@ -94,11 +99,11 @@ class Product(models.Model):
         return f"{self.version}-{self.incarnation}"
 
     def clean(self):
-        errors = {
-            name: ["Text may not contain null characters or lone surrogates."]
+        problems = {
+            name: _unstorable(getattr(self, name))
             for name in ("tags", "images", "attributes")
-            if _has_unstorable_text(getattr(self, name))
         }
+        errors = {name: [problem] for name, problem in problems.items() if problem}
         if errors:
             raise ValidationError(errors)
 

@@ -229,6 +229,31 @@ def test_admin_refuses_a_lone_surrogate_and_shows_the_form_again(
     assert Product.objects.get(pk="kettle").attributes == {}
 
 
+@pytest.mark.parametrize("value", ["1e400", "-Infinity", "NaN"])
+def test_admin_refuses_a_non_finite_number_and_shows_the_form_again(
+    admin_client, make_product, value
+):
+    make_product(id="kettle", name="Kettle")
+    form = {
+        "name": "Kettle",
+        "description": "",
+        "price": "12.00",
+        "category": "Kitchen",
+        "tags": "[]",
+        "images": "[]",
+        "attributes": f'{{"size": {value}}}',
+    }
+
+    changed = admin_client.post("/admin/products/product/kettle/change/", form)
+    added = admin_client.post("/admin/products/product/add/", {**form, "id": "new"})
+
+    for response in (changed, added):
+        assert response.status_code == 200  # the form again, with the error
+        assert "errornote" in response.content.decode()
+    assert Product.objects.get(pk="kettle").attributes == {}
+    assert not Product.objects.filter(pk="new").exists()
+
+
 def test_admin_offers_no_way_to_delete_or_edit_a_reservation(
     admin_client, make_product
 ):

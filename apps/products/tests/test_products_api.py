@@ -104,6 +104,36 @@ def test_bad_product_input_is_400_naming_the_field(staff, auth_client, change, f
 
 @pytest.mark.parametrize(
     "attributes",
+    # NaN and Infinity themselves are no JSON: the parser refuses them.
+    ['{"size": 1e400}', '{"size": -1e400}'],
+)
+def test_a_non_finite_attribute_is_400_naming_it_on_create_and_update(
+    staff, auth_client, make_product, attributes
+):
+    # Python's JSON parser reads an overflowing number as infinity, which
+    # no engine stores in JSON.
+    product = make_product(id="kettle")
+    client = auth_client(staff)
+    body = '{"name": "Kettle", "price": "1.00", "stock": 1, "category": "Kitchen", '
+
+    created = client.generic(
+        "POST", URL, body + f'"attributes": {attributes}}}', "application/json"
+    )
+    updated = client.generic(
+        "PATCH", f"{URL}/kettle", f'{{"attributes": {attributes}}}', "application/json"
+    )
+
+    for response in (created, updated):
+        assert response.status_code == 400, response.content
+        assert response.json()["code"] == "validation_error"
+        assert [e["field"] for e in response.json()["errors"]] == ["attributes"]
+    assert Product.objects.count() == 1
+    product.refresh_from_db()
+    assert (product.attributes, product.version) == ({}, 1)
+
+
+@pytest.mark.parametrize(
+    "attributes",
     ['{"colour": "\\ud800"}', '{"colour": "red\\udfff"}'],
 )
 def test_a_lone_surrogate_in_an_attribute_is_400_not_500(
