@@ -12,8 +12,10 @@ compensation runs as a Celery task (``sagas.tasks.saga_step_task``):
    and move the saga on, queueing the next task once that commits.
 
 A transient failure is retried with exponential backoff up to
-``SAGA_STEP_MAX_ATTEMPTS``; a permanent one, or running out of attempts,
-starts the compensations in reverse order, the failed step's own first (its
+``SAGA_STEP_MAX_ATTEMPTS`` (an open circuit, where the provider was not
+even called, is first waited out for up to ``SAGA_CIRCUIT_WAIT_SECONDS``);
+a permanent one, or running out of attempts, starts the compensations in
+reverse order, the failed step's own first (its
 effect may have landed: a charge whose answer was an error). A compensation
 that keeps failing halts the saga for an operator (admin: stuck sagas).
 
@@ -42,7 +44,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from apps.gateway.resilience import RETRYABLE
+from apps.gateway.resilience import RETRYABLE, CircuitOpen
 from sagas.models import Saga, SagaStatus, SagaStepLog, StepKind, StepStatus
 
 logger = logging.getLogger("sagas")
@@ -160,6 +162,22 @@ def retry_countdown(attempts: int) -> float:
     base = float(_setting("SAGA_RETRY_BACKOFF_SECONDS", 1.0))
     cap = float(_setting("SAGA_RETRY_BACKOFF_MAX_SECONDS", 60.0))
     return min(base * 2 ** max(attempts - 1, 0), cap)
+
+
+def _circuit_wait(log: SagaStepLog, now) -> float | None:
+    """Seconds until a step blocked by an open circuit looks again, or None
+    once it has waited SAGA_CIRCUIT_WAIT_SECONDS (then attempts count as
+    usual). None with eager tasks (the embedded default), where a wait
+    would hold up the request."""
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return None
+    budget = float(_setting("SAGA_CIRCUIT_WAIT_SECONDS", 600))
+    left = budget - (now - log.started_at).total_seconds()
+    if left <= 0:
+        return None
+    return min(float(_setting("SAGA_CIRCUIT_RETRY_SECONDS", 10)), left)
 
 
 def _lease() -> timedelta:
@@ -429,10 +447,20 @@ def _record(saga_id, step_index, kind, task_id, output, error, permanent) -> str
                 _compensate_from(saga, definition, step_index - 1, now)
             return "done"
         log.last_error = f"{type(error).__name__}: {error}"[:2000]
-        if permanent is None and log.attempts < max_attempts(kind):
-            countdown = retry_countdown(log.attempts)
+        circuit_wait = (
+            _circuit_wait(log, now) if isinstance(error, CircuitOpen) else None
+        )
+        if circuit_wait is not None:
+            # The provider is known to be down and was not called: waiting
+            # for its circuit to close spends no attempt, so a short outage
+            # delays orders instead of cancelling them.
+            log.attempts -= 1
+        if permanent is None and (
+            circuit_wait is not None or log.attempts < max_attempts(kind)
+        ):
+            countdown = circuit_wait or retry_countdown(log.attempts)
             log.status = StepStatus.RETRYING
-            log.save(update_fields=["status", "last_error"])
+            log.save(update_fields=["status", "last_error", "attempts"])
             _queued(saga, now, countdown)
             saga.updated_at = now
             saga.save()

@@ -181,6 +181,12 @@ SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=1.0
 SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float(
     "SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0
 )
+# A step whose provider's circuit is open waits for it (looking again every
+# SAGA_CIRCUIT_RETRY_SECONDS) without spending attempts, for this long; an
+# outage shorter than that delays orders instead of cancelling them. Keep it
+# well under CATALOG_RESERVATION_TTL_SECONDS.
+SAGA_CIRCUIT_WAIT_SECONDS = env.float("SAGA_CIRCUIT_WAIT_SECONDS", default=600)
+SAGA_CIRCUIT_RETRY_SECONDS = env.float("SAGA_CIRCUIT_RETRY_SECONDS", default=10)
 # A worker holds a saga's lease while it runs a step; the sweeper re-queues
 # a saga whose lease (or queued task) is overdue.
 SAGA_LEASE_SECONDS = env.float("SAGA_LEASE_SECONDS", default=60)

@@ -138,3 +138,46 @@ def test_worker_killed_mid_charge_is_replaced_without_double_effects(
     assert SandboxShipment.objects.count() == 1
     assert stock("widget") == (9, 0, 1)
     assert reservation_status(order.id) == "committed"
+
+
+def test_an_open_payment_circuit_is_waited_out_and_the_order_confirmed(
+    saga_workers, product, place
+):
+    """The payment provider's circuit is open (state shared through Redis)
+    when the order arrives. Five quick attempts would be spent well before
+    the circuit lets a trial call through; the saga waits for it instead,
+    spending no attempt, and the order is confirmed."""
+    import redis
+
+    from apps.gateway import resilience
+
+    redis_url = "redis://127.0.0.1:6379/4"
+    breakers = redis.Redis.from_url(redis_url)
+    breakers.delete(*breakers.keys("circuit:payment*") or ["none"])
+    reset_seconds = "2"
+    saga_workers(
+        CIRCUIT_BREAKER_REDIS_URL=redis_url,
+        CIRCUIT_BREAKER_RESET_SECONDS=reset_seconds,
+        SAGA_CIRCUIT_RETRY_SECONDS="0.3",
+    )
+    product("widget", stock=10)
+    with override_settings(
+        CIRCUIT_BREAKER_REDIS_URL=redis_url,
+        CIRCUIT_BREAKER_RESET_SECONDS=float(reset_seconds),
+    ):
+        resilience.circuit_breaker("payment", resilience.policy_from_settings()).open()
+    try:
+        with events_inline_tasks_to(saga_workers.queue):
+            order = place([("widget", 1)])
+        poll(lambda: saga_status(order.id), timeout=60, message="the saga to end")
+    finally:
+        breakers.delete(*breakers.keys("circuit:payment*") or ["none"])
+
+    order.refresh_from_db()
+    assert order.status == "confirmed", order.cancel_reason
+    assert SandboxCharge.objects.get().status == "captured"
+    charge_step = Saga.objects.get(order_id=order.id).steps.get(
+        step="charge_payment", kind="forward"
+    )
+    assert charge_step.attempts == 1
+    assert "CircuitOpen" in charge_step.last_error
