@@ -50,8 +50,10 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
-    env = {
+def embedded_env(tmp_path) -> dict[str, str]:
+    """`make run`'s environment: dev settings, SQLite files in tmp_path, an
+    in-process cache and broker."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
         "DJANGO_SETTINGS_MODULE": "config.settings.dev",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
@@ -60,6 +62,10 @@ def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
         "CACHE_URL": "locmem://",
         "CELERY_BROKER_URL": "memory://",
     }
+
+
+def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
+    env = embedded_env(tmp_path)
 
     def manage(*args):
         result = run_manage(*args, env=env)
@@ -129,15 +135,7 @@ def test_the_embedded_default_serves_concurrent_writers_without_lock_errors(
     from tests.polling import poll
     from tests.subprocesses import ROOT
 
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
-        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
-        "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orders.sqlite3'}",
-        "CATALOG_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
-        "CACHE_URL": "locmem://",
-        "CELERY_BROKER_URL": "memory://",
-    }
+    env = embedded_env(tmp_path)
     for alias in ("default", "orders", "catalog"):
         assert run_manage("migrate", "--database", alias, env=env).returncode == 0
     assert run_manage("seed_demo_users", env=env).returncode == 0
@@ -222,11 +220,7 @@ def test_the_embedded_default_serves_concurrent_writers_without_lock_errors(
 
 
 def test_restarting_make_run_keeps_the_demo_accounts_logged_in(tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")},
-        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
-    }
+    env = embedded_env(tmp_path)
     assert run_manage("migrate", "--database", "default", env=env).returncode == 0
     hashes = (
         "from apps.users.models import User; "
