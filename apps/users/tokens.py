@@ -142,6 +142,15 @@ class RefreshToken(_KeyedToken, tokens.RefreshToken):
         token[FAMILY_CLAIM] = str(family_id)
         return token
 
+    @property
+    def access_token(self) -> AccessToken:
+        access = super().access_token
+        # simplejwt dates the access token's "exp" from this token's creation
+        # but its "iat" from its own, a moment later: across a second
+        # boundary it lived 899 s. Issued together, they share the instant.
+        access.set_iat(at_time=self.current_time)
+        return access
+
     def check_blacklist(self) -> None:
         try:
             super().check_blacklist()

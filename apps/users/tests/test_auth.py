@@ -362,3 +362,24 @@ def test_a_token_whose_kid_is_not_a_published_key_is_refused(
 
     assert access.status_code == refresh.status_code == 401
     assert access.json()["code"] == refresh.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.django_db
+def test_an_access_token_lives_exactly_its_lifetime_whenever_it_is_built(customer):
+    """The access token is built a moment after its refresh token (database
+    writes in between); across a second boundary its lifetime used to be one
+    second short."""
+    from datetime import timedelta
+
+    from apps.users.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(customer)
+    # As if the access token were built 1.5 s after the refresh token.
+    refresh.current_time -= timedelta(seconds=1.5)
+    refresh.set_exp(from_time=refresh.current_time)
+    refresh.set_iat(at_time=refresh.current_time)
+
+    access = refresh.access_token
+
+    assert access["exp"] - access["iat"] == 15 * 60
+    assert access["iat"] == refresh["iat"]
