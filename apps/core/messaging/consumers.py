@@ -19,6 +19,7 @@ from uuid import UUID
 
 from django.apps import apps
 from django.db import IntegrityError, router, transaction
+from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
@@ -112,14 +113,16 @@ def consume(spec: ConsumerSpec, envelope: Any) -> str:
     entries = inbox.objects.using(db).filter(consumer=spec.name)
     try:
         with transaction.atomic(using=db):
-            if entries.filter(event_id=event.event_id).exists():
+            # One look at the inbox: this event already, or its predecessor.
+            seen = set(
+                entries.filter(
+                    Q(event_id=event.event_id)
+                    | Q(aggregate_id=event.aggregate_id, sequence=event.sequence - 1)
+                ).values_list("sequence", flat=True)
+            )
+            if event.sequence in seen:
                 return "duplicate"
-            if (
-                event.sequence > 1
-                and not entries.filter(
-                    aggregate_id=event.aggregate_id, sequence=event.sequence - 1
-                ).exists()
-            ):
+            if event.sequence > 1 and event.sequence - 1 not in seen:
                 raise OutOfOrder(
                     f"{event.event_type} #{event.sequence} of {event.aggregate_id} "
                     f"waits for #{event.sequence - 1}"

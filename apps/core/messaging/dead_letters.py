@@ -27,7 +27,7 @@ class DeadLetter:
 
 
 def _dead_letter(spec: ConsumerSpec, message) -> DeadLetter:
-    body = message.decode() if hasattr(message, "decode") else message.payload
+    body = message.decode()
     headers = message.headers or {}
     envelope = body if isinstance(body, dict) else {}
     return DeadLetter(
@@ -56,7 +56,7 @@ def dead_letters_list(*, consumer: str | None = None, limit: int = 100):
     """The dead letters of ``consumer`` (default: every consumer), oldest
     first, at most ``limit`` per consumer."""
     found: list[DeadLetter] = []
-    with delivery.publish_connection() as connection:
+    with topology.broker_connection() as connection:
         channel = connection.channel()
         try:
             topology.declare(channel)
@@ -82,7 +82,7 @@ def dead_letters_replay(
     """Move dead letters (all, or those whose event id is in
     ``event_ids``) back to their consumer's queue; return those moved."""
     moved: list[DeadLetter] = []
-    with delivery.publish_connection() as connection:
+    with topology.broker_connection() as connection:
         channel = connection.channel()
         producer = connection.Producer(channel=channel)
         try:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
-from kombu import Connection
 
 from apps.core.messaging import topology
 from apps.core.messaging.consumers import PermanentError, consume
@@ -22,14 +21,6 @@ from apps.core.messaging.topology import ConsumerSpec
 logger = logging.getLogger("apps.core.messaging.delivery")
 
 ATTEMPT_HEADER = "x-attempt"
-
-
-def publish_connection() -> Connection:
-    return Connection(
-        settings.EVENTS_BROKER_URL,
-        transport_options={"confirm_publish": True},
-        connect_timeout=settings.EVENTS_CONNECT_TIMEOUT,
-    )
 
 
 def handle_delivery(spec: ConsumerSpec, body, message, producer) -> str:

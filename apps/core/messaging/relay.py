@@ -17,9 +17,8 @@ from typing import Protocol
 from django.apps import apps
 from django.conf import settings
 from django.db import router, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
-from kombu import Connection
 
 from apps.core.messaging import topology
 
@@ -35,12 +34,8 @@ class AmqpPublisher:
     """Publishes to the events exchange: persistent messages, publisher
     confirms (each publish returns once the broker has the message)."""
 
-    def __init__(self, url: str | None = None):
-        self.connection = Connection(
-            url or settings.EVENTS_BROKER_URL,
-            transport_options={"confirm_publish": True},
-            connect_timeout=settings.EVENTS_CONNECT_TIMEOUT,
-        )
+    def __init__(self):
+        self.connection = topology.broker_connection()
         self._producer = None
 
     def _get_producer(self):
@@ -150,8 +145,6 @@ def relay_publish_pending(model, *, publisher: Publisher, batch_size=None) -> in
 
 
 def _record_failure(model, db, ids: Iterable, exc: Exception) -> None:
-    from django.db.models import F
-
     model.objects.using(db).filter(pk__in=list(ids), published_at__isnull=True).update(
         attempts=F("attempts") + 1, last_error=repr(exc)[:2000]
     )

@@ -17,7 +17,7 @@ event published before a consumer first ran is not routed to nowhere.
 from dataclasses import dataclass
 
 from django.conf import settings
-from kombu import Exchange, Queue, binding
+from kombu import Connection, Exchange, Queue, binding
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,13 @@ def declare(channel, specs=None) -> None:
         dead_letter_queue(spec)(channel).declare()
         for delay in retry_delays_ms():
             retry_queue(spec, delay)(channel).declare()
+
+
+def broker_connection() -> Connection:
+    """A connection to the events broker whose publishes wait for the
+    broker's confirm (the relay's, the retries' and the dead letters')."""
+    return Connection(
+        settings.EVENTS_BROKER_URL,
+        transport_options={"confirm_publish": True},
+        connect_timeout=settings.EVENTS_CONNECT_TIMEOUT,
+    )

@@ -20,7 +20,7 @@ class EventConsumersStep(bootsteps.ConsumerStep):
         if not specs:
             return []
         topology.declare(channel)
-        self._publish = delivery.publish_connection()
+        self._publish = topology.broker_connection()
         producer = self._publish.Producer()
         return [
             Consumer(
