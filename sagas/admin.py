@@ -59,7 +59,7 @@ class StuckFilter(admin.SimpleListFilter):
 
 
 @admin.register(Saga)
-class SagaAdmin(admin.ModelAdmin):
+class SagaAdmin(ReadOnlyAdmin):
     list_display = (
         "order_id", "saga_type", "status", "current_step", "failure_reason",
         "lease_owner", "lease_expires_at", "updated_at",
@@ -68,18 +68,9 @@ class SagaAdmin(admin.ModelAdmin):
     search_fields = ("=order_id", "=id")
     readonly_fields = [f.name for f in Saga._meta.fields]
     inlines = [SagaStepLogInline]
+    # Every field is the engine's: the page is for reading (ReadOnlyAdmin);
+    # operators act through the actions below.
     actions = ["retry_saga", "force_compensation"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Every field is the engine's: the page is for reading; operators
-        # act through the actions below.
-        return False
 
     def has_operate_permission(self, request):
         """Retry and force compensation: operators who may change sagas."""

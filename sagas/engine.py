@@ -349,11 +349,11 @@ def saga_run_step(*, saga_id: UUID, step_index: int, kind: str, task_id: str) ->
     func = step.action if kind == StepKind.FORWARD else step.compensation
     output: dict[str, Any] | None = None
     error: BaseException | None = None
+    permanent: str | None = None
     try:
         output = func(ctx) if func is not None else None
     except TRANSIENT as exc:
         error = exc
-        permanent = None
     except StepFailed as exc:
         error = exc
         permanent = exc.reason
@@ -361,10 +361,7 @@ def saga_run_step(*, saga_id: UUID, step_index: int, kind: str, task_id: str) ->
         logger.exception("Saga %s: %s %s failed", saga_id, step.name, kind)
         error = exc
         permanent = step.failure_reason
-    return _record(
-        saga_id, step_index, kind, task_id, output, error,
-        permanent if error is not None else None,
-    )  # fmt: skip
+    return _record(saga_id, step_index, kind, task_id, output, error, permanent)
 
 
 def _claim(saga_id, step_index: int, kind: str, task_id: str):
@@ -432,9 +429,8 @@ def _record(saga_id, step_index, kind, task_id, output, error, permanent) -> str
             return "skipped"
         definition = definition_of(saga.saga_type)
         step = definition.steps[step_index]
-        log = SagaStepLog.objects.select_for_update().get(
-            saga=saga, step_index=step_index, kind=kind
-        )
+        # The saga row is locked: nothing else writes its step logs.
+        log = SagaStepLog.objects.get(saga=saga, step_index=step_index, kind=kind)
         if error is None:
             log.status = StepStatus.DONE
             log.finished_at = now

@@ -234,4 +234,5 @@ def test_restarting_make_run_keeps_the_demo_accounts_logged_in(tmp_path):
 
     assert first.returncode == again.returncode == 0
     assert "customer@shop.local  password: customer-demo-pass-2026" in again.stdout
+    assert before.count("argon2$") == 2  # both demo accounts, hashed
     assert before == after  # no new password: earlier tokens stay valid

@@ -40,7 +40,7 @@ class OrderStatusChangeInline(_ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdmin):
     list_display = ("id", "user_id", "status", "total_amount", "created_at")
     list_filter = ("status", "created_at")
     date_hierarchy = "created_at"
@@ -61,15 +61,6 @@ class OrderAdmin(admin.ModelAdmin):
     actions = ("ship", "complete", "cancel")
     list_per_page = 50
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_transition_permission(self, request):
         """Status actions: for operators allowed to change orders."""

@@ -94,7 +94,8 @@ def get_order(order_id: UUID) -> OrderDTO:
     Raises:
         OrderNotFound: no such order.
     """
-    return OrderDTO.from_model(selectors.order_get(order_id=order_id))
+    # The DTO has no history: no need to load it (the saga calls this often).
+    return OrderDTO.from_model(selectors.order_get(order_id=order_id, history=False))
 
 
 def confirm_order(*, order_id: UUID, reason: str = "") -> OrderDTO:

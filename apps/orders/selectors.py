@@ -1,20 +1,25 @@
 """Orders reads: lists, one order with its items and history, the API
 representation of an order, stored idempotent answers."""
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
 
+from apps.core.timestamps import iso_utc
 from apps.orders.errors import OrderNotFound
 from apps.orders.models import IdempotencyRecord, Order, OutboxEvent
+
+
+def _orders(*, history: bool = True) -> QuerySet:
+    """Orders with their items (and history) prefetched."""
+    return Order.objects.prefetch_related("items", *(["history"] if history else []))
 
 
 def order_list(*, user_id: UUID | None = None, status: str | None = None) -> QuerySet:
     """Orders, newest first, with items and history prefetched; every
     user's when ``user_id`` is None."""
-    queryset = Order.objects.prefetch_related("items", "history")
+    queryset = _orders()
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     if status is not None:
@@ -22,13 +27,15 @@ def order_list(*, user_id: UUID | None = None, status: str | None = None) -> Que
     return queryset.order_by("-created_at", "-id")
 
 
-def order_get(*, order_id: UUID, user_id: UUID | None = None) -> Order:
-    """The order with its items and history.
+def order_get(
+    *, order_id: UUID, user_id: UUID | None = None, history: bool = True
+) -> Order:
+    """The order with its items (and history, unless ``history=False``).
 
     With ``user_id``, only that user's order: another user's is not found
     (a customer does not learn that it exists).
     """
-    queryset = Order.objects.prefetch_related("items", "history")
+    queryset = _orders(history=history)
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     try:
@@ -47,11 +54,6 @@ def idempotent_response(*, user_id: UUID, key: str) -> tuple[int, dict[str, Any]
     Idempotency-Key ``key``."""
     record = IdempotencyRecord.objects.get(user_id=user_id, key=key)
     return record.response_status, record.response_body
-
-
-def _timestamp(value: datetime) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def order_representation(order: Order) -> dict[str, Any]:
@@ -85,10 +87,10 @@ def order_representation(order: Order) -> dict[str, Any]:
                 "reason": change.reason,
                 # The role only: a customer does not see staff e-mails.
                 "actor": change.actor.split(":", 1)[0],
-                "changed_at": _timestamp(change.created_at),
+                "changed_at": iso_utc(change.created_at),
             }
             for change in order.history.all()
         ],
-        "created_at": _timestamp(order.created_at),
-        "updated_at": _timestamp(order.updated_at),
+        "created_at": iso_utc(order.created_at),
+        "updated_at": iso_utc(order.updated_at),
     }

@@ -52,10 +52,11 @@ class OrderCollectionView(APIView):
         query = OrderQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         values = query.validated_data
-        if "user_id" in values and not _is_staff(request):
+        staff = _is_staff(request)
+        if "user_id" in values and not staff:
             raise ValidationError({"user_id": ["Only staff may filter by user."]})
         orders = selectors.order_list(
-            user_id=values.get("user_id") if _is_staff(request) else request.user.id,
+            user_id=values.get("user_id") if staff else request.user.id,
             status=values.get("status"),
         )
         paginator = PageNumberPagination()

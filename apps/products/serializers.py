@@ -3,6 +3,7 @@ import re
 from rest_framework import serializers
 
 from apps.core.serializers import StrictCharField, StrictSerializer
+from apps.core.timestamps import iso_utc
 from apps.products.selectors import ATTRIBUTE_KEY, ORDERINGS
 
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -25,11 +26,6 @@ class ProductSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
-def _timestamp(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
 def product_representation(product) -> dict:
     """ProductSerializer's output, built directly.
 
@@ -50,8 +46,8 @@ def product_representation(product) -> dict:
         "is_archived": product.is_archived,
         "sold_count": product.sold_count,
         "version": product.version,
-        "created_at": _timestamp(product.created_at),
-        "updated_at": _timestamp(product.updated_at),
+        "created_at": iso_utc(product.created_at),
+        "updated_at": iso_utc(product.updated_at),
     }
 
 

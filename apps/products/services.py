@@ -10,7 +10,6 @@ from typing import Any
 
 from django.db import IntegrityError
 from django.db.models import F
-from django.utils import timezone
 
 from apps.core.errors import InvalidInput
 from apps.core.validation import full_clean
@@ -83,11 +82,9 @@ def product_update(
         for name, value in changes.items():
             setattr(product, name, value)
         full_clean(product)
-        now = timezone.now()
+        touched = db.touched()
         written = Product.objects.filter(pk=product.pk, version=product.version).update(
-            **{name: getattr(product, name) for name in PRODUCT_FIELDS},
-            version=F("version") + 1,
-            updated_at=now,
+            **{name: getattr(product, name) for name in PRODUCT_FIELDS}, **touched
         )
         if not written:
             raise ProductChanged("The product changed while it was being updated.")
@@ -101,7 +98,7 @@ def product_update(
             )
     # What was written, without reading it back.
     product.version += 1
-    product.updated_at = now
+    product.updated_at = touched["updated_at"]
     return product
 
 

@@ -16,8 +16,8 @@ import pytest
 from django.test import override_settings
 
 from apps.orders.services import order_place
+from apps.products import interface as catalog
 from apps.products.models import Product, StockReservation
-from tests.polling import poll  # noqa: F401 - re-exported to tests
 
 SAGA_CONSUMER = {
     "order_saga": {
@@ -87,15 +87,9 @@ def place(customer):
 
 
 def stock(pid: str) -> tuple[int, int, int]:
-    """(available, reserved, sold) of a product."""
-    product = Product.objects.get(pk=pid)
-    reserved = sum(
-        line["quantity"]
-        for r in StockReservation.objects.filter(status="active")
-        for line in r.items
-        if line["product_id"] == pid
-    )
-    return product.stock, reserved, product.sold_count
+    """(available, held, sold) of a product, as the catalog counts them."""
+    level = catalog.stock_levels([pid])[pid]
+    return level.available, level.held, level.sold
 
 
 def reservation_status(order_id) -> str | None:

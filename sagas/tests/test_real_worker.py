@@ -19,10 +19,10 @@ from sagas.tests.conftest import (
     FAST,
     SAGA_CONSUMER,
     databases,
-    poll,
     reservation_status,
     stock,
 )
+from tests.polling import poll
 
 pytestmark = databases
 

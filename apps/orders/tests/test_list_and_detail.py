@@ -105,8 +105,10 @@ def test_a_customer_may_not_filter_by_user(customer, make_user, auth_client):
 def test_anonymous_reads_are_401(api_client, customer, orders_of):
     [order_id] = orders_of(customer)
 
-    assert api_client.get(ORDERS_URL).status_code == 401
-    assert api_client.get(f"{ORDERS_URL}/{order_id}").status_code == 401
+    for path in (ORDERS_URL, f"{ORDERS_URL}/{order_id}"):
+        response = api_client.get(path)
+        assert response.status_code == 401
+        assert response.json()["code"] == "not_authenticated"
 
 
 def test_the_owner_reads_an_order_with_items_and_history(

@@ -135,8 +135,9 @@ def test_the_same_product_on_two_lines_is_merged_into_one(customer, place, mug):
 
 
 def test_placement_does_not_reserve_stock(customer, place, kettle, api_client):
-    place(customer, {"items": [{"product_id": "kettle", "quantity": 4}]})
+    placed = place(customer, {"items": [{"product_id": "kettle", "quantity": 4}]})
 
+    assert placed.status_code == 201
     assert api_client.get("/api/v1/products/kettle").json()["stock"] == 10
 
 
