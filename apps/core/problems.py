@@ -146,6 +146,12 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         body = problem(
             400, "validation_error", "The request has invalid fields.", errors=errors
         )
+    elif isinstance(exc, drf.NotAuthenticated) and getattr(request, "auth_error", None):
+        # The gateway refused the bearer token (apps/gateway/auth.py) and
+        # this endpoint needs a caller: say why the token was refused.
+        body = problem(401, "token_not_valid", request.auth_error)
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
     elif isinstance(exc, drf.APIException):
         code = _code_for(exc)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)

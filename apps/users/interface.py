@@ -57,3 +57,11 @@ def get_users(user_ids: list[UUID]) -> dict[UUID, UserDTO]:
         user.id: UserDTO.from_model(user)
         for user in selectors.user_list().filter(id__in=user_ids)
     }
+
+
+def published_jwks() -> list[dict[str, str]]:
+    """The public keys (JWK dicts, each with its ``kid``) that verify the
+    access tokens this context issues: what /.well-known/jwks.json serves."""
+    from apps.users import tokens
+
+    return tokens.published_jwks()

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import AuthenticationFailed, ErrorMessage, InvalidInput
+from apps.gateway.interface import Principal, user_tokens_revoke
 from apps.users.interface import EmailAlreadyRegistered
 from apps.users.models import RefreshTokenFamily, User, normalize_email
 
@@ -68,7 +69,7 @@ def user_create(
 
 
 def _confirm_current_password(
-    *, actor: User, user: User, current_password: str | None, staff_may_skip: bool
+    *, actor: Principal, user: User, current_password: str | None, staff_may_skip: bool
 ) -> None:
     """Check that whoever changes how ``user`` logs in knows the password.
 
@@ -81,7 +82,7 @@ def _confirm_current_password(
         current_password is None
         and staff_may_skip
         and actor.is_staff
-        and actor.pk != user.pk
+        and actor.id != user.pk
     ):
         return
     if not current_password:
@@ -100,7 +101,7 @@ def _confirm_current_password(
 @transaction.atomic
 def user_update(
     *,
-    actor: User,
+    actor: Principal,
     user: User,
     email: str | None = None,
     name: str | None = None,
@@ -133,24 +134,62 @@ def user_update(
     if email_changes and User.objects.filter(email=email).exclude(pk=user.pk).exists():
         raise EmailAlreadyRegistered(f"{email} is already registered.")
     if password is not None:
-        # A new password hash revokes every token issued before
-        # (SIMPLE_JWT CHECK_REVOKE_TOKEN).
+        # A new password hash revokes every refresh token issued before
+        # (SIMPLE_JWT CHECK_REVOKE_TOKEN), the revocation record every
+        # access token.
         user.set_password(password)
+        user_tokens_revoke(user_id=user.pk)
     return _save(user)
 
 
 @transaction.atomic
 def user_delete(
-    *, actor: User, user: User, current_password: str | None = None
+    *, actor: Principal, user: User, current_password: str | None = None
 ) -> None:
-    """Delete ``user`` on behalf of ``actor``.
+    """Delete ``user`` on behalf of ``actor``; their tokens are revoked.
 
     Needs the current password, except from staff deleting someone else.
     """
     _confirm_current_password(
         actor=actor, user=user, current_password=current_password, staff_may_skip=True
     )
+    user_tokens_revoke(user_id=user.pk)
     user.delete()
+
+
+def user_access_tokens_revoke(*, user_id: UUID) -> None:
+    """Revoke every access token of the user issued until now (on commit).
+
+    For changes the tokens' claims no longer match (an operator editing
+    staff flags, the email, the password); refresh tokens are left to their
+    own checks (password hash, active user) and rotate into fresh claims.
+    """
+    user_tokens_revoke(user_id=user_id)
+
+
+@transaction.atomic
+def user_tokens_revoke_all(*, user_id: UUID) -> None:
+    """Log a user out everywhere: every login's refresh tokens (their
+    families) and every access token issued until now are revoked."""
+    RefreshTokenFamily.objects.filter(user_id=user_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(),
+        revoked_reason=RefreshTokenFamily.RevokedReason.LOGGED_OUT,
+    )
+    user_tokens_revoke(user_id=user_id)
+
+
+@transaction.atomic
+def user_set_active(*, user_ids: list[UUID], is_active: bool) -> int:
+    """Activate or deactivate users; deactivation revokes their tokens
+    (inactive users cannot log in or refresh either). Returns how many
+    users changed."""
+    changed = User.objects.filter(id__in=user_ids).exclude(is_active=is_active)
+    changed_ids = list(changed.values_list("id", flat=True))
+    User.objects.filter(id__in=changed_ids).update(is_active=is_active)
+    if not is_active:
+        for user_id in changed_ids:
+            user_tokens_revoke(user_id=user_id)
+    return len(changed_ids)
 
 
 def user_authenticate(*, email: str, password: str) -> User:

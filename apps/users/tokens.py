@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from jwt.algorithms import RSAAlgorithm
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import (
@@ -38,16 +39,12 @@ from apps.users.models import RefreshTokenFamily
 logger = logging.getLogger(__name__)
 
 
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 @cache
 def public_jwk(public_pem: str) -> dict[str, str]:
     """The JWK of an RSA public key; ``kid`` is its RFC 7638 thumbprint."""
-    numbers = load_pem_public_key(public_pem.encode()).public_numbers()
-    members = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
+    jwk = RSAAlgorithm.to_jwk(load_pem_public_key(public_pem.encode()), as_dict=True)
+    # RFC 7638: the required members only, sorted, no whitespace.
+    members = {name: jwk[name] for name in ("e", "kty", "n")}
     canonical = json.dumps(members, separators=(",", ":"), sort_keys=True)
     thumbprint = hashlib.sha256(canonical.encode()).digest()
     kid = base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()
@@ -119,6 +116,8 @@ class AccessToken(_KeyedToken, tokens.AccessToken):
 # The refresh token family (one login) a token belongs to: OpenID's
 # session id claim, which is what a family is.
 FAMILY_CLAIM = "sid"
+# An access token's issue instant in milliseconds (ADR 0017).
+ISSUED_AT_MS_CLAIM = "iat_ms"
 
 
 class _ReusedRefreshToken(TokenError):
@@ -134,9 +133,15 @@ class RefreshToken(_KeyedToken, tokens.RefreshToken):
 
     @classmethod
     def for_user(cls, user, *, family_id=None) -> "RefreshToken":
-        """A refresh token for ``user``, in a new family unless one is named."""
+        """A refresh token for ``user``, in a new family unless one is named.
+
+        It and its access tokens carry what authorization needs (the
+        gateway reads no user row): email, is_staff, is_superuser.
+        """
         token = super().for_user(user)
         token["email"] = user.email
+        token["is_staff"] = bool(user.is_staff)
+        token["is_superuser"] = bool(user.is_superuser)
         if family_id is None:
             family_id = services.refresh_token_family_start(user=user).id
         token[FAMILY_CLAIM] = str(family_id)
@@ -149,6 +154,10 @@ class RefreshToken(_KeyedToken, tokens.RefreshToken):
         # but its "iat" from its own, a moment later: across a second
         # boundary it lived 899 s. Issued together, they share the instant.
         access.set_iat(at_time=self.current_time)
+        # The issue instant to the millisecond: the gateway refuses tokens
+        # issued at or before a revocation of their user (ADR 0017), and
+        # "iat" has whole seconds only.
+        access[ISSUED_AT_MS_CLAIM] = int(self.current_time.timestamp() * 1000)
         return access
 
     def check_blacklist(self) -> None:

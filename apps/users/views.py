@@ -206,6 +206,25 @@ class LogoutView(PublicView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class LogoutAllView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="users_logout_all",
+        summary="Log out everywhere: revoke every token of the caller",
+        description=(
+            "Revokes the refresh tokens of every login of the caller and "
+            "every access token issued until now, this one included; they "
+            "are refused from the next request."
+        ),
+        request=None,
+        responses={204: None, **problems(401)},
+    )
+    def post(self, request):
+        services.user_tokens_revoke_all(user_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class JwksView(PublicView):
     @extend_schema(
         operation_id="jwks",

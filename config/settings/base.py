@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    # Bearer tokens verified once, no database read: request.principal
+    # (ADR 0017). The session and auth middleware below serve the admin.
+    "apps.gateway.auth.GatewayAuthenticationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
@@ -107,7 +110,8 @@ DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
 # ---------------------------------------------------------------------------
 # Cache and broker
 # ---------------------------------------------------------------------------
-CACHES = {"default": cache(env.str("CACHE_URL", default="locmem://"))}
+_CACHE_URL = env.str("CACHE_URL", default="locmem://")
+CACHES = {"default": cache(_CACHE_URL)}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -225,6 +229,38 @@ CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
 CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
 
 # ---------------------------------------------------------------------------
+# Bounded contexts: in this process ("local") or a remote deployment
+# ("remote", with "instances": ["http://host:port", ...]). CONTEXTS (JSON)
+# overrides single contexts, e.g.
+# {"users": {"mode": "remote", "instances": ["http://users:8000"]}}.
+# ---------------------------------------------------------------------------
+CONTEXTS = {
+    name: {"mode": "local"} for name in ("users", "products", "orders", "analytics")
+}
+CONTEXTS.update(env.json("CONTEXTS", default={}))
+
+# ---------------------------------------------------------------------------
+# Gateway authentication (apps/gateway/auth.py, ADR 0017)
+# ---------------------------------------------------------------------------
+# Redis holding the shared token revocation record; default: the cache's
+# Redis, or Django's cache (the embedded default's locmem) when that is not
+# Redis. Unreachable: tokens are accepted unchecked (fail open, logged).
+GATEWAY_REDIS_URL = env.str(
+    "GATEWAY_REDIS_URL",
+    default=_CACHE_URL if _CACHE_URL.startswith(("redis://", "rediss://")) else "",
+)
+GATEWAY_REDIS_TIMEOUT_SECONDS = env.float("GATEWAY_REDIS_TIMEOUT_SECONDS", default=0.25)
+# How long a process trusts what it read of a user's revocation record.
+GATEWAY_REVOCATION_CACHE_SECONDS = env.float(
+    "GATEWAY_REVOCATION_CACHE_SECONDS", default=1.0
+)
+# A remote users context's JWKS: kept this long, re-fetched for an unknown
+# kid at most once per GATEWAY_JWKS_REFETCH_SECONDS.
+GATEWAY_JWKS_CACHE_SECONDS = env.float("GATEWAY_JWKS_CACHE_SECONDS", default=300)
+GATEWAY_JWKS_REFETCH_SECONDS = env.float("GATEWAY_JWKS_REFETCH_SECONDS", default=30)
+GATEWAY_JWKS_TIMEOUT_SECONDS = env.float("GATEWAY_JWKS_TIMEOUT_SECONDS", default=2)
+
+# ---------------------------------------------------------------------------
 # E-mail (order notifications): console in development, SMTP by settings
 # ---------------------------------------------------------------------------
 EMAIL_BACKEND = env.str(
@@ -291,7 +327,7 @@ SIMPLE_JWT = {
 # ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "apps.gateway.auth.GatewayAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [

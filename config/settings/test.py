@@ -13,7 +13,7 @@ os.environ.setdefault(
 os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
-from config.env import VAR_DIR  # noqa: E402
+from config.env import VAR_DIR, env  # noqa: E402
 from config.keys import load_or_create_keypair  # noqa: E402
 
 from .base import *  # noqa: E402, F403
@@ -24,8 +24,9 @@ DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 
 _private, _public = load_or_create_keypair(VAR_DIR / "test-keys")
-SIMPLE_JWT["SIGNING_KEY"] = _private
-SIMPLE_JWT["VERIFYING_KEY"] = _public
+# Server processes started by tests may be given other keys (key rotation).
+SIMPLE_JWT["SIGNING_KEY"] = env.str("JWT_PRIVATE_KEY", multiline=True, default=_private)
+SIMPLE_JWT["VERIFYING_KEY"] = env.str("JWT_PUBLIC_KEY", multiline=True, default=_public)
 
 # Argon2 costs about 0.2 s and 100 MiB a hash by design; the suite hashes
 # hundreds of passwords. Tests about hashing use the `argon2` fixture, which

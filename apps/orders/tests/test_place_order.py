@@ -298,15 +298,22 @@ def test_anonymous_placement_is_a_401(api_client, kettle):
 
 
 def test_a_deactivated_users_token_is_refused_and_nothing_is_written(
-    customer, auth_client, kettle
+    customer, auth_client, kettle, django_capture_on_commit_callbacks
 ):
+    from apps.gateway.interface import user_tokens_revoke
+
     client = auth_client(customer)
-    customer.is_active = False
-    customer.save(update_fields=["is_active"])
+    # What the users context does on deactivation: the row, and the
+    # gateway's revocation record when it commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        customer.is_active = False
+        customer.save(update_fields=["is_active"])
+        user_tokens_revoke(user_id=customer.id)
 
     response = client.post(ORDERS_URL, {"items": [LINE]}, format="json")
 
     assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
     assert row_counts() == NOTHING
 
 

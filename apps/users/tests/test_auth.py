@@ -265,12 +265,19 @@ def test_expired_token_is_401(api_client, customer):
 
 
 @pytest.mark.django_db
-def test_token_of_a_deactivated_user_is_401(api_client, customer, auth_client):
-    client = auth_client(customer)
-    customer.is_active = False
-    customer.save()
+def test_token_of_a_deactivated_user_is_401(
+    customer, auth_client, django_capture_on_commit_callbacks
+):
+    from apps.users.services import user_set_active
 
-    assert client.get(f"/api/v1/users/{customer.id}").status_code == 401
+    client = auth_client(customer)
+    # Deactivation revokes the user's tokens when it commits (ADR 0017).
+    with django_capture_on_commit_callbacks(execute=True):
+        user_set_active(user_ids=[customer.id], is_active=False)
+
+    response = client.get(f"/api/v1/users/{customer.id}")
+    assert response.status_code == 401
+    assert response.json()["detail"] == "Token has been revoked"
 
 
 @pytest.mark.django_db

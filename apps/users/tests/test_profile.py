@@ -161,15 +161,22 @@ def test_password_change_needs_the_current_password(customer, auth_client):
 
 
 @pytest.mark.django_db
-def test_password_change_revokes_earlier_tokens(api_client, customer, auth_client):
+def test_password_change_revokes_earlier_tokens(
+    api_client, customer, auth_client, django_capture_on_commit_callbacks
+):
     client = auth_client(customer)
     old_refresh = client.tokens["refresh"]
 
-    changed = client.patch(
-        url(customer.id),
-        {"password": "brand-new-pass-77", "current_password": customer.raw_password},
-        format="json",
-    )
+    # The revocation record is written when the change commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        changed = client.patch(
+            url(customer.id),
+            {
+                "password": "brand-new-pass-77",
+                "current_password": customer.raw_password,
+            },
+            format="json",
+        )
 
     assert changed.status_code == 200
     assert client.get(url(customer.id)).status_code == 401
@@ -200,12 +207,15 @@ def test_weak_new_password_is_rejected(customer, auth_client):
 
 
 @pytest.mark.django_db
-def test_user_deletes_own_account_and_its_token_stops_working(customer, auth_client):
+def test_user_deletes_own_account_and_its_token_stops_working(
+    customer, auth_client, django_capture_on_commit_callbacks
+):
     client = auth_client(customer)
 
-    deleted = client.delete(
-        url(customer.id), {"current_password": customer.raw_password}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = client.delete(
+            url(customer.id), {"current_password": customer.raw_password}, format="json"
+        )
 
     assert deleted.status_code == 204
     assert not User.objects.filter(id=customer.id).exists()
