@@ -258,6 +258,16 @@ class _RedisStorage(pybreaker.CircuitRedisStorage):
         self._client = client
         self._script = client.register_script(_ADMIT_SCRIPT)
         self._prefix = f"{namespace}:{self.BASE_NAMESPACE}"
+        self._admit_keys = [
+            f"{self._prefix}:{name}"
+            for name in (
+                "state",
+                "opened_at",
+                "success_counter",
+                "trials",
+                "fail_counter",
+            )
+        ]
         super().__init__(pybreaker.STATE_CLOSED, client, namespace=namespace)
 
     def _initialize_redis_state(self, state: str) -> None:
@@ -269,19 +279,9 @@ class _RedisStorage(pybreaker.CircuitRedisStorage):
     def admit(
         self, *, reset_timeout: float, trials: int, window: float
     ) -> tuple[Verdict, float]:
-        keys = [
-            f"{self._prefix}:{name}"
-            for name in (
-                "state",
-                "opened_at",
-                "success_counter",
-                "trials",
-                "fail_counter",
-            )
-        ]
         try:
             verdict, value = self._script(
-                keys=keys,
+                keys=self._admit_keys,
                 args=[time.time(), reset_timeout, trials, max(int(window * 1000), 1)],
             )
         except RedisError:
@@ -544,7 +544,7 @@ def _attempt(circuit: _Circuit, deadline: float, fn, args, kwargs):
     verdict, failures = circuit.admit()
     try:
         result = fn(*args, timeout=min(circuit.policy.timeout, remaining), **kwargs)
-    except BaseException as exc:
+    except Exception as exc:  # an interrupt says nothing of the destination
         circuit.record(verdict, failures, exc)
         raise
     circuit.record(verdict, failures, None)
