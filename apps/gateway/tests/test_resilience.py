@@ -161,7 +161,7 @@ def test_total_deadline_bounds_all_attempts():
         resilience.call(destination(), slow, idempotent=True, policy=policy)
     elapsed = time.monotonic() - started
 
-    assert elapsed < 0.35 + 0.1
+    assert elapsed < 0.8  # six 0.2 s attempts unbounded: 1.2 s
     assert slow.timeouts[0] == 0.2
     assert 1 < len(slow.timeouts) <= 3
     assert slow.timeouts[-1] < 0.2  # the last attempt got only what was left
@@ -199,7 +199,7 @@ def test_breaker_opens_after_5_failures_and_then_fails_fast():
     with pytest.raises(CircuitOpen) as rejected:
         resilience.call(name, fn, idempotent=True, policy=policy)
 
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.5
     assert fn.calls == 5  # the open circuit called nothing
     assert 59 < rejected.value.retry_after <= 60
     assert resilience.breaker_states()[name] == "open"
