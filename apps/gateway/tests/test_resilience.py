@@ -62,6 +62,8 @@ def shared_destination():
     """A destination whose circuit lives in Redis (DB 5), removed after."""
     name = destination()
     yield name
+    # Reading its state again would write the keys back.
+    resilience._latest.pop(name, None)
     client = redis.Redis.from_url(REDIS_URL)
     keys = client.keys(f"circuit:{name}:*")
     if keys:
