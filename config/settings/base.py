@@ -217,9 +217,18 @@ RESILIENCE_TIMEOUT_SECONDS = env.float("RESILIENCE_TIMEOUT_SECONDS", default=5.0
 RESILIENCE_TOTAL_TIMEOUT_SECONDS = env.float(
     "RESILIENCE_TOTAL_TIMEOUT_SECONDS", default=7.0
 )
+RESILIENCE_CONNECT_TIMEOUT_SECONDS = env.float(
+    "RESILIENCE_CONNECT_TIMEOUT_SECONDS", default=2.0
+)
 RESILIENCE_RETRY_DELAYS_MS = env.list(
     "RESILIENCE_RETRY_DELAYS_MS", cast=int, default=[100, 200, 400]
 )
+# Per destination and process: calls running at once, and calls waiting for
+# a turn (until their deadline); one more is rejected at once (BulkheadFull).
+RESILIENCE_BULKHEAD_MAX_CONCURRENT = env.int(
+    "RESILIENCE_BULKHEAD_MAX_CONCURRENT", default=10
+)
+RESILIENCE_BULKHEAD_MAX_QUEUE = env.int("RESILIENCE_BULKHEAD_MAX_QUEUE", default=20)
 CIRCUIT_BREAKER_FAIL_MAX = env.int("CIRCUIT_BREAKER_FAIL_MAX", default=5)
 CIRCUIT_BREAKER_RESET_SECONDS = env.float("CIRCUIT_BREAKER_RESET_SECONDS", default=60)
 CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
@@ -229,15 +238,23 @@ CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
 CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
 
 # ---------------------------------------------------------------------------
-# Bounded contexts: in this process ("local") or a remote deployment
-# ("remote", with "instances": ["http://host:port", ...]). CONTEXTS (JSON)
-# overrides single contexts, e.g.
-# {"users": {"mode": "remote", "instances": ["http://users:8000"]}}.
+# Bounded contexts: in this process or remote (apps/gateway/balancer.py)
 # ---------------------------------------------------------------------------
+# A remote context: {"mode": "remote", "instances": ["http://host:port",
+# {"url": "http://host:port", "weight": 3}], "balancer": "round_robin" |
+# "least_connections" | "weighted"}. CONTEXTS_JSON (a JSON object) replaces
+# the entries it names.
 CONTEXTS = {
     name: {"mode": "local"} for name in ("users", "products", "orders", "analytics")
 }
-CONTEXTS.update(env.json("CONTEXTS", default={}))
+CONTEXTS.update(env.json("CONTEXTS_JSON", default={}))
+# Active health checks of remote instances (GET <url>/health/ready).
+BALANCER_HEALTH_INTERVAL_SECONDS = env.float(
+    "BALANCER_HEALTH_INTERVAL_SECONDS", default=5.0
+)
+BALANCER_HEALTH_TIMEOUT_SECONDS = env.float(
+    "BALANCER_HEALTH_TIMEOUT_SECONDS", default=1.0
+)
 
 # ---------------------------------------------------------------------------
 # Gateway authentication (apps/gateway/auth.py, ADR 0017)
@@ -400,6 +417,9 @@ LOGGING = {
     "loggers": {
         # Requests that end in 4xx are the client's business, not the log's.
         "django.request": {"level": "ERROR"},
+        # httpx logs every request at INFO: each health check of each remote
+        # instance every few seconds, each call to a remote context.
+        "httpx": {"level": "WARNING"},
     },
 }
 
