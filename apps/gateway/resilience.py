@@ -178,3 +178,31 @@ def call(
                 raise
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# TEMPORARY (replaced by the resilience branch at merge).
+class BulkheadFull(Exception):
+    pass
+
+
+_clients: dict = {}
+
+
+def http_client(destination: str):
+    import httpx
+
+    client = _clients.get(destination)
+    if client is None:
+        client = _clients[destination] = httpx.Client(
+            timeout=httpx.Timeout(5.0, connect=2.0)
+        )
+    return client
+
+
+def breaker_states() -> dict[str, str]:  # TEMPORARY
+    return {
+        key[0]: {"closed": "closed", "open": "open", "half-open": "half-open"}.get(
+            b.current_state, b.current_state
+        )
+        for key, b in _breakers.items()
+    }

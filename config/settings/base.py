@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.gateway.proxy.GatewayProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
@@ -223,6 +224,33 @@ CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
 )
 # Redis shared by every process for the breakers' state ("": per process).
 CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
+
+# ---------------------------------------------------------------------------
+# Where each context runs (apps/gateway: bindings, proxy, balancer; ADR 0025)
+# ---------------------------------------------------------------------------
+# Every context runs in this process unless CONTEXTS_JSON says otherwise,
+# e.g. '{"products": {"mode": "remote", "instances": ["http://catalog:8000",
+# {"url": "http://catalog-2:8000", "weight": 2}], "balancer": "weighted"}}'
+# (balancers: round_robin, least_connections, weighted).
+CONTEXTS = {
+    name: {"mode": "local"} for name in ("users", "products", "orders", "analytics")
+}
+for _name, _config in env.json("CONTEXTS_JSON", default={}).items():
+    CONTEXTS[_name] = {**CONTEXTS.get(_name, {}), **_config}
+# The public routes of each context, proxied when it is remote.
+CONTEXT_ROUTES = {
+    "users": ["/api/v1/users", "/.well-known/jwks.json"],
+    "products": ["/api/v1/products"],
+    "orders": ["/api/v1/orders"],
+    "analytics": ["/api/v1/analytics"],
+}
+# The shared secret of the internal API between deployments ("": no
+# internal API here; set the same value on every deployment that calls or
+# serves one).
+INTERNAL_API_TOKEN = env.str("INTERNAL_API_TOKEN", default="")
+# Request bodies up to this size are buffered by the proxy (so an
+# idempotent request can be retried); larger ones are streamed.
+GATEWAY_PROXY_BUFFER_BYTES = env.int("GATEWAY_PROXY_BUFFER_BYTES", default=1024 * 1024)
 
 # ---------------------------------------------------------------------------
 # E-mail (order notifications): console in development, SMTP by settings
