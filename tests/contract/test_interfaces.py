@@ -180,21 +180,19 @@ def test_internal_api_refuses_callers_without_the_token(context_server):
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "status", "code"),
+    ("path", "arguments", "status", "code"),
     [
-        ("products/get_products", {"arguments": {"product_ids": 5}}, 400, "validation_error"),
-        ("products/get_products", {"arguments": {"nope": 1}}, 400, "validation_error"),
-        ("products/reserve_stock", {"arguments": {"order_ref": "x"}}, 400, "validation_error"),
-        ("products/drop_database", {"arguments": {}}, 404, "not_found"),
-        ("payments/charge", {"arguments": {}}, 404, "not_found"),
+        ("products/get_products", {"product_ids": 5}, 400, "validation_error"),
+        ("products/get_products", {"nope": 1}, 400, "validation_error"),
+        ("products/reserve_stock", {"order_ref": "x"}, 400, "validation_error"),
+        ("products/drop_database", {}, 404, "not_found"),
+        ("payments/charge", {}, 404, "not_found"),
     ],
-)  # fmt: skip
-def test_internal_api_rejects_bad_calls(
-    context_server, path, body, status, code
-):
+)
+def test_internal_api_rejects_bad_calls(context_server, path, arguments, status, code):
     answer = httpx.post(
         f"{context_server.url}/internal/v1/{path}",
-        json=body,
+        json={"arguments": arguments},
         headers={"X-Internal-Token": TOKEN},
     )
 
