@@ -62,14 +62,14 @@ class ExposedFunction:
     signature: inspect.Signature
     arguments: dict[str, TypeAdapter]
     result: TypeAdapter
+    # The arguments declared Iterable[...]: sent as the list they yield.
+    iterables: frozenset[str]
 
     def dump_arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         bound = self.signature.bind(*args, **kwargs)
         out = {}
         for name, value in bound.arguments.items():
-            if not isinstance(value, (list, tuple, dict, str, bytes)) and isinstance(
-                value, Iterable
-            ):
+            if name in self.iterables:  # a generator, a dict's keys, a set
                 value = list(value)
             out[name] = self.arguments[name].dump_python(value, mode="json")
         return out
@@ -126,6 +126,11 @@ class ContextBinding:
                     for name in signature.parameters
                 },
                 result=TypeAdapter(hints.get("return", Any)),
+                iterables=frozenset(
+                    name
+                    for name in signature.parameters
+                    if typing.get_origin(hints.get(name)) is Iterable
+                ),
             )
             self.functions[exposed.name] = exposed
 

@@ -60,7 +60,7 @@ def _product(pid: str, stock: int = 10, **fields) -> Product:
 def test_get_products_returns_dtos_and_leaves_unknown_ids_out(binding):
     _product("tea-1", name="Green tea")
 
-    found = products.get_products(["tea-1", "nope"])
+    found = products.get_products({"tea-1": 1, "nope": 2})  # any iterable
 
     assert found == {
         "tea-1": products.ProductDTO(
