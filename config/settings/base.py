@@ -4,6 +4,7 @@ dev.py, test.py and prod.py override what differs. See .env.example for the
 meaning of every variable.
 """
 
+import json
 from datetime import timedelta
 
 from config.env import BASE_DIR, VAR_DIR, cache, database, env
@@ -235,7 +236,7 @@ CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
 CONTEXTS = {
     name: {"mode": "local"} for name in ("users", "products", "orders", "analytics")
 }
-for _name, _config in env.json("CONTEXTS_JSON", default={}).items():
+for _name, _config in json.loads(env.str("CONTEXTS_JSON", default="") or "{}").items():
     CONTEXTS[_name] = {**CONTEXTS.get(_name, {}), **_config}
 # The public routes of each context, proxied when it is remote.
 CONTEXT_ROUTES = {
