@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import health
 from apps.core.messaging.admin_views import dead_letters_view
+from apps.gateway.internal import internal_call
 from apps.users.views import JwksView
 
 admin.site.site_header = "Shop operations"
@@ -20,6 +21,7 @@ api_v1 = [
     path("", include("apps.products.urls")),
     path("", include("apps.orders.urls")),
     path("", include("apps.analytics.urls")),
+    path("", include("apps.gateway.urls")),
 ]
 
 urlpatterns = [
@@ -28,6 +30,7 @@ urlpatterns = [
     path("admin", RedirectView.as_view(url="/admin/")),
     path("api/v1/", include(api_v1)),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+    path("internal/v1/<str:context>/<str:function>", internal_call),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

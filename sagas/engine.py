@@ -44,6 +44,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+from apps.core.errors import ServiceUnavailable
 from apps.gateway.resilience import RETRYABLE, CircuitOpen
 from sagas.models import Saga, SagaStatus, SagaStepLog, StepKind, StepStatus
 
@@ -68,6 +69,8 @@ class TransientStepError(Exception):
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     *RETRYABLE,
+    # A context in another deployment that cannot answer now.
+    ServiceUnavailable,
     TransientStepError,
     OperationalError,
     InterfaceError,
@@ -444,7 +447,9 @@ def _record(saga_id, step_index, kind, task_id, output, error, permanent) -> str
             return "done"
         log.last_error = f"{type(error).__name__}: {error}"[:2000]
         circuit_wait = (
-            _circuit_wait(log, now) if isinstance(error, CircuitOpen) else None
+            _circuit_wait(log, now)
+            if isinstance(error, CircuitOpen) or getattr(error, "circuit_open", False)
+            else None
         )
         if circuit_wait is not None:
             # The provider is known to be down and was not called: waiting

@@ -17,6 +17,26 @@ class DomainError(Exception):
         self.data = data
         super().__init__(self.detail)
 
+    # Crossing a process (a context in its own deployment answers through
+    # apps.gateway.internal): the error travels as its class name, detail
+    # and data, and comes back as the same class.
+
+    def to_remote(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "detail": self.detail, "data": self.data}
+
+    @classmethod
+    def from_remote(cls, detail: str, data: dict[str, Any]) -> "DomainError":
+        """Rebuild an error sent by ``to_remote``; subclasses whose
+        attributes are typed (not plain JSON) override it."""
+        error = cls.__new__(cls)
+        Exception.__init__(error, detail)
+        error.detail = detail
+        error.data = data
+        for name, value in data.items():  # IllegalTransition.current_status
+            if not hasattr(cls, name):
+                setattr(error, name, value)
+        return error
+
 
 class ErrorMessage(str):
     """A message for one field that carries the machine code of its rule.
@@ -65,6 +85,21 @@ class InvalidInput(DomainError):
         }
         return cls(errors, detail)
 
+    def to_remote(self) -> dict[str, Any]:
+        errors = {
+            name: [[str(m), getattr(m, "code", "invalid")] for m in messages]
+            for name, messages in self.errors.items()
+        }
+        return {**super().to_remote(), "data": {"errors": errors}}
+
+    @classmethod
+    def from_remote(cls, detail: str, data: dict[str, Any]) -> "InvalidInput":
+        errors = {
+            name: [ErrorMessage(message, code) for message, code in messages]
+            for name, messages in data.get("errors", {}).items()
+        }
+        return cls(errors, detail)
+
 
 class NotFound(DomainError):
     status = 404
@@ -94,3 +129,17 @@ class AuthenticationFailed(DomainError):
     status = 401
     code = "authentication_failed"
     title = "Authentication failed"
+
+
+class ServiceUnavailable(DomainError):
+    """A context in another deployment cannot be reached now (its circuit
+    is open, every instance is down, or its bulkhead is full): try again
+    after ``retry_after`` seconds (the answer's Retry-After)."""
+
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **data):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(detail, **data)

@@ -141,6 +141,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         body = problem(exc.status, exc.code, exc.detail, errors=errors)
     elif isinstance(exc, DomainError):
         body = problem(exc.status, exc.code, exc.detail, title=exc.title, **exc.data)
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, drf.ValidationError):
         errors = _flatten(exc.detail)
         body = problem(

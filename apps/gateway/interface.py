@@ -6,12 +6,27 @@
 - ``user_tokens_revoke``: revoke every access token of a user issued until
   now (password change, deactivation, deletion, logout everywhere); every
   process refuses them from its next request (ADR 0017).
+- ``ContextBinding``: how a context's interface runs in this process or
+  against another deployment of that context, by settings (ADR 0025);
+  ``ContextUnavailable`` (503) when that deployment cannot answer now.
 """
 
 from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
+
+from apps.gateway.bindings import ContextBinding, RemoteError, context_mode
+from apps.gateway.remote import ContextUnavailable
+
+__all__ = [
+    "ContextBinding",
+    "ContextUnavailable",
+    "Principal",
+    "RemoteError",
+    "context_mode",
+    "user_tokens_revoke",
+]
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ class ProductsUnavailable(Conflict):
             products=[asdict(p) for p in self.products],
         )
 
+    @classmethod
+    def from_remote(cls, detail, data) -> "ProductsUnavailable":
+        return cls([UnavailableProduct(**p) for p in data.get("products", [])])
+
 
 @dataclass(frozen=True)
 class ShortItem:
@@ -109,3 +113,7 @@ class InsufficientStock(Conflict):
             f"Not enough stock for: {names}.",
             items=[asdict(i) for i in self.items],
         )
+
+    @classmethod
+    def from_remote(cls, detail, data) -> "InsufficientStock":
+        return cls([ShortItem(**item) for item in data.get("items", [])])

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+from apps.gateway.interface import ContextBinding
 from apps.orders import selectors, services
 from apps.orders.errors import (
     IdempotencyKeyReused,
@@ -88,6 +89,22 @@ class OrderDTO:
         )
 
 
+# Local or remote by settings.CONTEXTS["orders"] (apps.gateway.bindings).
+binding = ContextBinding(
+    "orders",
+    errors=(
+        IdempotencyKeyReused,
+        IllegalTransition,
+        InsufficientStock,
+        InvalidIdempotencyKey,
+        OrderNotFound,
+        ProductsUnavailable,
+        UserInactive,
+    ),
+)
+
+
+@binding.expose(idempotent=True)
 def get_order(order_id: UUID) -> OrderDTO:
     """Return the order ``order_id`` with its items.
 
@@ -98,6 +115,7 @@ def get_order(order_id: UUID) -> OrderDTO:
     return OrderDTO.from_model(selectors.order_get(order_id=order_id, history=False))
 
 
+@binding.expose(idempotent=False)
 def confirm_order(*, order_id: UUID, reason: str = "") -> OrderDTO:
     """Move a PENDING order to CONFIRMED (payment succeeded), recording the
     history row and the ``order.confirmed`` event in one transaction.
@@ -117,6 +135,7 @@ def confirm_order(*, order_id: UUID, reason: str = "") -> OrderDTO:
     return OrderDTO.from_model(order)
 
 
+@binding.expose(idempotent=False)
 def cancel_order(*, order_id: UUID, reason: str, actor: str = "system") -> OrderDTO:
     """Move a PENDING or CONFIRMED order to CANCELLED (a saga step failed
     and its compensations ran), recording the history row and the
@@ -139,6 +158,7 @@ def cancel_order(*, order_id: UUID, reason: str, actor: str = "system") -> Order
     return OrderDTO.from_model(order)
 
 
+@binding.expose(idempotent=False)
 def place_order(
     *,
     user_id: UUID,

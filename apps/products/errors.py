@@ -54,6 +54,10 @@ class InsufficientStock(Conflict):
             items=[asdict(shortage) for shortage in self.shortages],
         )
 
+    @classmethod
+    def from_remote(cls, detail, data) -> "InsufficientStock":
+        return cls([Shortage(**item) for item in data.get("items", [])], detail)
+
 
 class ReservationNotFound(NotFound):
     code = "reservation_not_found"

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from apps.gateway.interface import ContextBinding
 from apps.products import reservations, selectors
 from apps.products.errors import (
     InsufficientStock,
@@ -104,6 +105,19 @@ class ReservationDTO:
         )
 
 
+# Local or remote by settings.CONTEXTS["products"] (apps.gateway.bindings).
+binding = ContextBinding(
+    "products",
+    errors=(
+        InsufficientStock,
+        ProductNotFound,
+        ReservationConflict,
+        ReservationNotFound,
+    ),
+)
+
+
+@binding.expose(idempotent=True)
 def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
     """Look products up by id, for order lines and their snapshots.
 
@@ -123,6 +137,7 @@ def get_products(product_ids: Iterable[str]) -> dict[str, ProductDTO]:
     }
 
 
+@binding.expose(idempotent=True)
 def reserve_stock(
     *,
     order_ref: str,
@@ -160,6 +175,7 @@ def reserve_stock(
     )
 
 
+@binding.expose(idempotent=True)
 def release_stock(*, order_ref: str) -> ReservationDTO | None:
     """Give back the stock held for ``order_ref`` (a saga compensation).
 
@@ -183,6 +199,7 @@ def release_stock(*, order_ref: str) -> ReservationDTO | None:
     return ReservationDTO.from_model(reservation) if reservation else None
 
 
+@binding.expose(idempotent=True)
 def commit_stock(*, order_ref: str) -> ReservationDTO:
     """Turn the held stock into a sale (and count it as sold). Idempotent.
 
@@ -201,6 +218,7 @@ def commit_stock(*, order_ref: str) -> ReservationDTO:
     return ReservationDTO.from_model(reservations.stock_commit(order_ref=order_ref))
 
 
+@binding.expose(idempotent=True)
 def return_stock(*, order_ref: str) -> ReservationDTO | None:
     """Give back the stock of a sale: a confirmed order cancelled (refunded)
     before shipping. Idempotent: a second call changes nothing.
@@ -234,6 +252,7 @@ class StockLevel:
     sold: int
 
 
+@binding.expose(idempotent=True)
 def stock_levels(product_ids: Iterable[str]) -> dict[str, StockLevel]:
     """Return the stock levels of the products among ``product_ids`` that
     exist, keyed by id; available + held + sold stays constant under

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from apps.core.errors import Conflict, NotFound
+from apps.gateway.interface import ContextBinding
 
 
 class UserNotFound(NotFound):
@@ -38,6 +39,11 @@ class UserDTO:
         )
 
 
+# Local or remote by settings.CONTEXTS["users"] (apps.gateway.bindings).
+binding = ContextBinding("users", errors=(UserNotFound, EmailAlreadyRegistered))
+
+
+@binding.expose(idempotent=True)
 def get_user(user_id: UUID) -> UserDTO:
     """Return the user with ``user_id``.
 
@@ -49,6 +55,7 @@ def get_user(user_id: UUID) -> UserDTO:
     return UserDTO.from_model(selectors.user_get(user_id=user_id))
 
 
+@binding.expose(idempotent=True)
 def get_users(user_ids: list[UUID]) -> dict[UUID, UserDTO]:
     """Return the users among ``user_ids`` that exist, keyed by id."""
     from apps.users import selectors

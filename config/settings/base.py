@@ -4,6 +4,7 @@ dev.py, test.py and prod.py override what differs. See .env.example for the
 meaning of every variable.
 """
 
+import json
 from datetime import timedelta
 
 from config.env import BASE_DIR, VAR_DIR, cache, database, env
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     # Bearer tokens verified once, no database read: request.principal
     # (ADR 0017). The session and auth middleware below serve the admin.
     "apps.gateway.auth.GatewayAuthenticationMiddleware",
+    # The public routes of contexts in other deployments, proxied (ADR 0025).
+    "apps.gateway.proxy.GatewayProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
@@ -238,16 +241,17 @@ CIRCUIT_BREAKER_SUCCESS_THRESHOLD = env.int(
 CIRCUIT_BREAKER_REDIS_URL = env.str("CIRCUIT_BREAKER_REDIS_URL", default="")
 
 # ---------------------------------------------------------------------------
-# Bounded contexts: in this process or remote (apps/gateway/balancer.py)
+# Where each context runs (apps/gateway: bindings, proxy, balancer; ADR 0025)
 # ---------------------------------------------------------------------------
-# A remote context: {"mode": "remote", "instances": ["http://host:port",
-# {"url": "http://host:port", "weight": 3}], "balancer": "round_robin" |
-# "least_connections" | "weighted"}. CONTEXTS_JSON (a JSON object) replaces
-# the entries it names.
+# Every context runs in this process unless CONTEXTS_JSON says otherwise,
+# e.g. '{"products": {"mode": "remote", "instances": ["http://catalog:8000",
+# {"url": "http://catalog-2:8000", "weight": 2}], "balancer": "weighted"}}'
+# (balancers: round_robin, least_connections, weighted).
 CONTEXTS = {
     name: {"mode": "local"} for name in ("users", "products", "orders", "analytics")
 }
-CONTEXTS.update(env.json("CONTEXTS_JSON", default={}))
+for _name, _config in json.loads(env.str("CONTEXTS_JSON", default="") or "{}").items():
+    CONTEXTS[_name] = {**CONTEXTS.get(_name, {}), **_config}
 # Active health checks of remote instances (GET <url>/health/ready).
 BALANCER_HEALTH_INTERVAL_SECONDS = env.float(
     "BALANCER_HEALTH_INTERVAL_SECONDS", default=5.0
@@ -255,6 +259,20 @@ BALANCER_HEALTH_INTERVAL_SECONDS = env.float(
 BALANCER_HEALTH_TIMEOUT_SECONDS = env.float(
     "BALANCER_HEALTH_TIMEOUT_SECONDS", default=1.0
 )
+# The public routes of each context, proxied when it is remote.
+CONTEXT_ROUTES = {
+    "users": ["/api/v1/users", "/.well-known/jwks.json"],
+    "products": ["/api/v1/products"],
+    "orders": ["/api/v1/orders"],
+    "analytics": ["/api/v1/analytics"],
+}
+# The shared secret of the internal API between deployments ("": no
+# internal API here; set the same value on every deployment that calls or
+# serves one).
+INTERNAL_API_TOKEN = env.str("INTERNAL_API_TOKEN", default="")
+# Request bodies up to this size are buffered by the proxy (so an
+# idempotent request can be retried); larger ones are streamed.
+GATEWAY_PROXY_BUFFER_BYTES = env.int("GATEWAY_PROXY_BUFFER_BYTES", default=1024 * 1024)
 
 # ---------------------------------------------------------------------------
 # Gateway authentication (apps/gateway/auth.py, ADR 0017)

@@ -1,0 +1,103 @@
+"""Real web server processes for tests: the production server (granian,
+WSGI) on 127.0.0.1, on the test databases, each with its own settings.
+
+Tests that need several deployments (two catalog instances and a gateway,
+two gateways sharing Redis) start them here and kill them as an operator
+or a crash would.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """One granian process serving config.wsgi on ``port``."""
+
+    def __init__(self, env: dict[str, str], *, port: int | None = None,
+                 name: str = "server", threads: int = 4):  # fmt: skip
+        self.name = name
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **env,
+        }
+        self.threads = threads
+        # A file, not a pipe: nobody reads a pipe while the server runs.
+        fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_path)
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, wait: bool = True) -> "ServerProcess":
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "granian", "--interface", "wsgi",
+                    "--host", "127.0.0.1", "--port", str(self.port),
+                    "--workers", "1", "--blocking-threads", str(self.threads),
+                    "--no-ws", "--log-level", "warning",
+                    "config.wsgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        if wait:
+            self.wait_ready()
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s")
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL, as a crash would)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> str:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.output()
+
+    def close(self) -> None:
+        self.stop()
+        self.log_path.unlink(missing_ok=True)
