@@ -22,4 +22,22 @@ for name in DJANGO_SECRET_KEY JWT_PRIVATE_KEY JWT_PUBLIC_KEY; do
     unset "${name}_FILE"
 done
 
+# Prometheus multiprocess mode (ADR 0023): every process of a server (the
+# web's granian workers, a Celery worker's pool) writes its metrics to files
+# in one directory, which the server's start empties so that counts of an
+# earlier run are not added in. Other commands (a health check's
+# `celery inspect ping`, manage.py) leave it alone: they may run beside the
+# server in its container. Set the variable to empty to run without it.
+PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR-/tmp/prometheus-multiproc}"
+if [ -n "$PROMETHEUS_MULTIPROC_DIR" ]; then
+    export PROMETHEUS_MULTIPROC_DIR
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    case " $* " in
+        *" granian "* | *" gunicorn "* | *" worker "*)
+            find "$PROMETHEUS_MULTIPROC_DIR" -mindepth 1 -delete ;;
+    esac
+else
+    unset PROMETHEUS_MULTIPROC_DIR
+fi
+
 exec "$@"

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import pybreaker
 from django.conf import settings
 
+from apps.gateway.metrics import BreakerStateListener
+
 T = TypeVar("T")
 
 
@@ -114,6 +116,7 @@ def circuit_breaker(destination: str, policy: Policy) -> pybreaker.CircuitBreake
                 exclude=[lambda exc: not isinstance(exc, retryable)],
                 state_storage=_storage(destination, policy),
                 name=destination,
+                listeners=[BreakerStateListener()],
             )
             _breakers[key] = breaker
         return breaker

@@ -13,7 +13,7 @@ os.environ.setdefault(
 os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
-from config.env import VAR_DIR  # noqa: E402
+from config.env import VAR_DIR, env  # noqa: E402
 from config.keys import load_or_create_keypair  # noqa: E402
 
 from .base import *  # noqa: E402, F403
@@ -31,3 +31,6 @@ SIMPLE_JWT["VERIFYING_KEY"] = _public
 # hundreds of passwords. Tests about hashing use the `argon2` fixture, which
 # puts it first again. Argon2 stays listed so its hashes still verify.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+
+# Test workers serve no metrics unless a test gives one a port of its own.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
