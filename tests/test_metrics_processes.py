@@ -17,6 +17,10 @@ from conftest import subprocess_database_env
 from tests.polling import poll
 from tests.prometheus import scrape_url, value
 
+pytestmark = pytest.mark.django_db(
+    transaction=True, databases=["default", "orders", "catalog"]
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSES = "django_http_responses_total_by_status_view_method"
 
@@ -135,3 +139,13 @@ def test_request_counts_are_summed_over_the_server_processes(granian):
         assert total == sent
     served = live_responses_by_process(granian.directory)
     assert sum(served.values()) == sent
+
+
+def test_gauges_set_by_any_process_are_served_by_every_process(granian):
+    assert answers(f"{granian.url}/health/ready"), granian.output()
+
+    # Each of several scrapes may be answered by either process.
+    for _ in range(4):
+        found = scrape_url(f"{granian.url}/metrics")
+        assert value(found, "shop_readiness_ok", check="database:orders") == 1
+        assert value(found, "shop_readiness_ok", check="broker") == 1
