@@ -2,7 +2,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
@@ -29,6 +29,13 @@ def close_old_connections(task=None, **kwargs):
 
     close_old_connections()
 
+
+# Task counts and durations; a worker serves them on CELERY_METRICS_PORT.
+from apps.core import metrics  # noqa: E402
+
+task_prerun.connect(metrics.celery_task_prerun, weak=False)
+task_postrun.connect(metrics.celery_task_postrun, weak=False)
+worker_init.connect(metrics.celery_worker_exporter_start, weak=False)
 
 # Event consumers (plain JSON messages on their own queues) run in the
 # worker beside the tasks: see apps/core/messaging/worker.py.

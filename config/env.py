@@ -55,17 +55,29 @@ def database(
             config["OPTIONS"].setdefault(
                 "options", " ".join(f"-c {k}={v}" for k, v in pg_settings.items())
             )
+    if env.bool("METRICS_DATABASE", default=True):
+        # The same backends, counting connections, queries, their errors
+        # and durations (django-prometheus; vendor stays "postgresql" or
+        # "sqlite"). MongoDB has no such wrapper.
+        config["ENGINE"] = _INSTRUMENTED_ENGINES.get(config["ENGINE"], config["ENGINE"])
     return config
 
 
+_INSTRUMENTED_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
 def cache(url: str) -> dict:
-    """Return a CACHES entry: ``redis://`` uses Django's Redis backend."""
+    """Return a CACHES entry: ``redis://`` uses Django's Redis backend
+    (both backends count hits and misses: apps/core/cache_backends.py)."""
     if url.startswith(("redis://", "rediss://")):
         return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache_backends.RedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     if url.startswith("locmem://"):
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        return {"BACKEND": "apps.core.cache_backends.LocMemCache"}
     raise ValueError(f"Unsupported CACHE_URL scheme: {url!r}")

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core import health
+from apps.core import health, metrics
 from apps.core.messaging.admin_views import dead_letters_view
 from apps.gateway.internal import internal_call
 from apps.users.views import JwksView
@@ -33,6 +33,7 @@ urlpatterns = [
     path("internal/v1/<str:context>/<str:function>", internal_call),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path(

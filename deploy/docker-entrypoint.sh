@@ -40,11 +40,16 @@ done
 # PROMETHEUS_MULTIPROC_DIR; files of a previous run would count twice. Only
 # the container's main process (PID 1) empties it: a health check that runs
 # this script beside a live worker must not.
-if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+# Set the variable to empty to run without it (ADR 0023).
+PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR-/tmp/prometheus-multiproc}"
+if [ -n "$PROMETHEUS_MULTIPROC_DIR" ]; then
+    export PROMETHEUS_MULTIPROC_DIR
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     if [ "$$" = 1 ]; then
         find "$PROMETHEUS_MULTIPROC_DIR" -mindepth 1 -delete
     fi
+else
+    unset PROMETHEUS_MULTIPROC_DIR
 fi
 
 # The database aliases, in migration order.

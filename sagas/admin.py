@@ -1,23 +1,18 @@
 """Operators' view of sagas: steps, attempts, errors, timings; stuck sagas;
 retry and forced compensation through the engine's services."""
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Q
-from django.utils import timezone
 
 from apps.core.admin import ReadOnlyAdmin
 from sagas import engine
 from sagas.models import (
     Saga,
-    SagaStatus,
     SagaStepLog,
     SandboxCharge,
     SandboxRefund,
     SandboxShipment,
 )
+from sagas.selectors import stuck_sagas
 
 
 class SagaStepLogInline(admin.TabularInline):
@@ -47,15 +42,7 @@ class StuckFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() != "yes":
             return queryset
-        now = timezone.now()
-        minutes = getattr(settings, "SAGA_STUCK_MINUTES", 10)
-        return queryset.filter(
-            status__in=[SagaStatus.RUNNING, SagaStatus.COMPENSATING]
-        ).filter(
-            Q(lease_expires_at__lt=now)
-            | Q(lease_expires_at__isnull=True)
-            | Q(updated_at__lt=now - timedelta(minutes=minutes))
-        )
+        return stuck_sagas(queryset=queryset)
 
 
 @admin.register(Saga)

@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
 from apps.gateway.resilience import RETRYABLE, CircuitOpen
+from sagas import metrics
 from sagas.models import Saga, SagaStatus, SagaStepLog, StepKind, StepStatus
 
 logger = logging.getLogger("sagas")
@@ -312,6 +313,7 @@ def _compensate_from(saga, definition, index: int, now) -> None:
     saga.current_step = index
     if index < 0:
         _transition(saga, SagaStatus.FAILED)
+        metrics.saga_ended(saga, "failed", using=_db())
         saga.lease_owner = ""
         saga.lease_expires_at = None
     else:
@@ -328,6 +330,7 @@ def _advance(saga, definition, step_index: int, now) -> None:
         return
     if step_index + 1 >= len(definition.steps):
         _transition(saga, SagaStatus.COMPLETED)
+        metrics.saga_ended(saga, "completed", using=_db())
         saga.current_step = len(definition.steps)
         saga.lease_owner = ""
         saga.lease_expires_at = None
@@ -478,6 +481,7 @@ def _record(saga_id, step_index, kind, task_id, output, error, permanent) -> str
             # A compensation that cannot finish needs an operator: the saga
             # halts here (no lease deadline, so the sweeper leaves it).
             logger.error("Saga %s: compensation %s gave up", saga_id, step.name)
+            metrics.saga_ended(saga, "halted", using=_db())
             saga.lease_owner = ""
             saga.lease_expires_at = None
             saga.updated_at = now

@@ -15,6 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from apps.core import metrics
+
 
 def _check_database(alias: str) -> None:
     connection = connections[alias]
@@ -80,6 +82,7 @@ def live(request):
 def ready(request):
     started = time.monotonic()
     checks = run_checks()
+    metrics.readiness_observed(checks)
     down = sorted(name for name, state in checks.items() if state != "ok")
     body = {
         "status": "unavailable" if down else "ok",

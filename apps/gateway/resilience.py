@@ -46,6 +46,7 @@ from apps.gateway.errors import (
     CircuitOpen,
     RetryableError,
 )
+from apps.gateway.metrics import BreakerStateListener, breaker_state_seen
 
 __all__ = [
     "RETRYABLE",
@@ -290,6 +291,15 @@ class _RedisStorage(pybreaker.CircuitRedisStorage):
         return verdict.decode(), float(value)
 
 
+# What a verdict of the shared storage says of the circuit's state.
+_SEEN = {
+    "closed": pybreaker.STATE_CLOSED,
+    "trial": pybreaker.STATE_HALF_OPEN,
+    "busy": pybreaker.STATE_HALF_OPEN,
+    "open": pybreaker.STATE_OPEN,
+}
+
+
 class _Circuit:
     """The breaker of one destination: admission and outcomes."""
 
@@ -307,6 +317,7 @@ class _Circuit:
             exclude=[lambda exc: not isinstance(exc, retryable)],
             state_storage=self.storage,
             name=destination,
+            listeners=[BreakerStateListener()],
         )
         self._lock = threading.Lock()
 
@@ -323,6 +334,7 @@ class _Circuit:
             trials=policy.breaker_success_threshold,
             window=policy.total_timeout,
         )
+        breaker_state_seen(self.destination, _SEEN[verdict])
         if verdict in ("open", "busy"):
             raise CircuitOpen(self.destination, retry_after=value)
         return verdict, value

@@ -4,11 +4,11 @@ representation of an order, stored idempotent answers."""
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from apps.core.timestamps import iso_utc
 from apps.orders.errors import OrderNotFound
-from apps.orders.models import IdempotencyRecord, Order, OutboxEvent
+from apps.orders.models import IdempotencyRecord, Order, OrderStatus, OutboxEvent
 
 
 def _orders(*, history: bool = True) -> QuerySet:
@@ -94,3 +94,12 @@ def order_representation(order: Order) -> dict[str, Any]:
         "created_at": iso_utc(order.created_at),
         "updated_at": iso_utc(order.updated_at),
     }
+
+
+def order_counts_by_status() -> dict[str, int]:
+    """How many orders are in each status (every status, 0 when none): one
+    grouped count on the (status, created_at) index."""
+    counts = dict.fromkeys(OrderStatus.values, 0)
+    for row in Order.objects.order_by().values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    return counts

@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request counts and latency (django-prometheus): first and last, so
+    # that the rest of the stack is inside the measurement.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     # Bearer tokens verified once, no database read: request.principal
     # (ADR 0017). The session and auth middleware below serve the admin.
@@ -66,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.ProblemDetailsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 TEMPLATES = [
@@ -294,6 +298,39 @@ GATEWAY_REVOCATION_CACHE_SECONDS = env.float(
 GATEWAY_JWKS_CACHE_SECONDS = env.float("GATEWAY_JWKS_CACHE_SECONDS", default=300)
 GATEWAY_JWKS_REFETCH_SECONDS = env.float("GATEWAY_JWKS_REFETCH_SECONDS", default=30)
 GATEWAY_JWKS_TIMEOUT_SECONDS = env.float("GATEWAY_JWKS_TIMEOUT_SECONDS", default=2)
+
+# ---------------------------------------------------------------------------
+# Metrics: /metrics for Prometheus (apps/core/metrics.py, ADR 0023)
+# ---------------------------------------------------------------------------
+# Who may read /metrics: a peer in these networks that no proxy forwarded
+# (no X-Forwarded-For, Forwarded or X-Real-IP), or a request carrying
+# "Authorization: Bearer <METRICS_BEARER_TOKEN>" when that is set.
+METRICS_ALLOWED_CIDRS = env.list(
+    "METRICS_ALLOWED_CIDRS",
+    default=[
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ],
+)
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+# State read from the databases and the broker when /metrics is scraped,
+# kept this long so that many scrapers cost one measurement.
+METRICS_COLLECTORS = [
+    "apps.orders.metrics.OrdersCollector",
+    "sagas.metrics.StuckSagasCollector",
+    "apps.core.messaging.metrics.OutboxCollector",
+    "apps.core.messaging.metrics.DeadLettersCollector",
+]
+METRICS_STATE_CACHE_SECONDS = env.float("METRICS_STATE_CACHE_SECONDS", default=10)
+# How long the dead-letter count waits for the broker, seconds.
+METRICS_BROKER_TIMEOUT = env.float("METRICS_BROKER_TIMEOUT", default=1.0)
+# A Celery worker serves its own metrics on this port (0: not at all).
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=9808)
+CELERY_METRICS_ADDRESS = env.str("CELERY_METRICS_ADDRESS", default="0.0.0.0")  # noqa: S104
 
 # ---------------------------------------------------------------------------
 # E-mail (order notifications): console in development, SMTP by settings

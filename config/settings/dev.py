@@ -25,3 +25,5 @@ VAR_DIR.mkdir(exist_ok=True)
 _private, _public = load_or_create_keypair(VAR_DIR / "keys")
 SIMPLE_JWT["SIGNING_KEY"] = env.str("JWT_PRIVATE_KEY", multiline=True, default=_private)
 SIMPLE_JWT["VERIFYING_KEY"] = env.str("JWT_PUBLIC_KEY", multiline=True, default=_public)
+# A developer's worker serves its metrics to this machine only.
+CELERY_METRICS_ADDRESS = env.str("CELERY_METRICS_ADDRESS", default="127.0.0.1")

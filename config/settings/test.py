@@ -32,3 +32,6 @@ SIMPLE_JWT["VERIFYING_KEY"] = env.str("JWT_PUBLIC_KEY", multiline=True, default=
 # hundreds of passwords. Tests about hashing use the `argon2` fixture, which
 # puts it first again. Argon2 stays listed so its hashes still verify.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+
+# Test workers serve no metrics unless a test gives one a port of its own.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.core import metrics
 from apps.core.messaging import topology
 from apps.core.messaging.consumers import PermanentError, consume
 from apps.core.messaging.topology import ConsumerSpec
@@ -28,6 +29,8 @@ def handle_delivery(spec: ConsumerSpec, body, message, producer) -> str:
     happened: "applied", "duplicate", "retry" or "dead_letter"."""
     headers = dict(message.headers or {})
     attempt = int(headers.get(ATTEMPT_HEADER, 1))
+    if attempt > 1 or (message.delivery_info or {}).get("redelivered"):
+        metrics.CONSUMER_REDELIVERIES.labels(queue=topology.queue_name(spec.name)).inc()
     close_old_connections()
     try:
         outcome = consume(spec, body)

@@ -102,11 +102,16 @@ def declare(channel, specs=None) -> None:
             retry_queue(spec, delay)(channel).declare()
 
 
-def broker_connection() -> Connection:
+def broker_connection(*, connect_timeout: float | None = None) -> Connection:
     """A connection to the events broker whose publishes wait for the
-    broker's confirm (the relay's, the retries' and the dead letters')."""
+    broker's confirm (the relay's, the retries' and the dead letters').
+    ``connect_timeout`` defaults to EVENTS_CONNECT_TIMEOUT."""
     return Connection(
         settings.EVENTS_BROKER_URL,
         transport_options={"confirm_publish": True},
-        connect_timeout=settings.EVENTS_CONNECT_TIMEOUT,
+        connect_timeout=(
+            settings.EVENTS_CONNECT_TIMEOUT
+            if connect_timeout is None
+            else connect_timeout
+        ),
     )

@@ -23,6 +23,11 @@ class Upstream:
             protocol_version = "HTTP/1.1"
 
             def _answer(self):
+                if self.path == "/health/ready":  # the balancer's probes
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 upstream.requests.append(
                     {
