@@ -13,7 +13,7 @@ os.environ.setdefault(
 os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
-from config.env import VAR_DIR  # noqa: E402
+from config.env import VAR_DIR, env  # noqa: E402
 from config.keys import load_or_create_keypair  # noqa: E402
 
 from .base import *  # noqa: E402, F403
@@ -31,3 +31,14 @@ SIMPLE_JWT["VERIFYING_KEY"] = _public
 # hundreds of passwords. Tests about hashing use the `argon2` fixture, which
 # puts it first again. Argon2 stays listed so its hashes still verify.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+
+# Rate limits stay on (every API test runs the middleware against Redis) but
+# far above what a test sends; tests about limits set their own (settings,
+# or the environment of the server processes they start).
+_HIGH = "100000/minute"
+RATELIMIT_ANONYMOUS = env.str("RATELIMIT_ANONYMOUS", default=_HIGH)
+RATELIMIT_AUTHENTICATED = env.str("RATELIMIT_AUTHENTICATED", default=_HIGH)
+RATELIMIT_LOGIN_IP = env.str("RATELIMIT_LOGIN_IP", default=_HIGH)
+RATELIMIT_LOGIN_EMAIL = env.str("RATELIMIT_LOGIN_EMAIL", default=_HIGH)
+RATELIMIT_REGISTER_IP = env.str("RATELIMIT_REGISTER_IP", default=_HIGH)
+RATELIMIT_REGISTER_EMAIL = env.str("RATELIMIT_REGISTER_EMAIL", default=_HIGH)
