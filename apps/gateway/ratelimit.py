@@ -167,8 +167,9 @@ def request_email(request) -> str | None:
 
 
 def _email_key(email: str) -> str:
-    # Keys name no address in Redis; 128 bits keep them apart.
-    return hashlib.sha256(email.encode()).hexdigest()[:32]
+    # Keys name no address in Redis; 128 bits keep them apart. JSON may
+    # carry lone surrogates ("\\udfff"): they are hashed, not refused.
+    return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # -- Counting ---------------------------------------------------------------

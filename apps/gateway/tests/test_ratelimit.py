@@ -307,6 +307,20 @@ def test_a_login_without_an_email_is_limited_per_address(limits):
     assert_rate_limited(responses[2], 2)
 
 
+def test_an_email_that_is_no_valid_utf8_is_limited_per_email_not_a_500(limits):
+    """A lone surrogate ("\\udfff") is valid JSON and no valid UTF-8."""
+    limits(anonymous=HIGH, login_ip=HIGH, login_email="1/minute")
+    body = b'{"email": "ab\\udfff@example.com", "password": "x"}'
+
+    responses = [
+        client(f"192.0.2.6{n}").post(LOGIN, body, content_type="application/json")
+        for n in range(2)
+    ]
+
+    assert responses[0].status_code < 500
+    assert_rate_limited(responses[1], 1)
+
+
 def test_registration_is_limited_per_address_and_per_email(limits):
     limits(anonymous=HIGH, register_ip="2/minute", register_email="1/minute")
 
