@@ -57,9 +57,13 @@ MIDDLEWARE = [
     # Bearer tokens verified once, no database read: request.principal
     # (ADR 0017). The session and auth middleware below serve the admin.
     "apps.gateway.auth.GatewayAuthenticationMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # The gateway's authentication middleware (request.principal) goes
+    # right before this one: the budget of a verified caller is per user.
+    # Early, so a refused request costs no session, CSRF or view work.
+    "apps.gateway.middleware.RateLimitMiddleware",
     # The public routes of contexts in other deployments, proxied (ADR 0025).
     "apps.gateway.proxy.GatewayProxyMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -216,6 +220,42 @@ SAGA_SHIPPING_PROVIDER = env.str(
 )
 # How long the sandbox's tok_slow answers take, seconds.
 SAGA_SANDBOX_SLOW_SECONDS = env.float("SAGA_SANDBOX_SLOW_SECONDS", default=3.0)
+
+# ---------------------------------------------------------------------------
+# Rate limits at the edge (apps/gateway/ratelimit.py, ADR 0019)
+# ---------------------------------------------------------------------------
+RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=True)
+# Shared by every process: Redis (default: CACHE_URL's when it is Redis),
+# or memory:// (each process counts alone: make run).
+_cache_url = env.str("CACHE_URL", default="locmem://")
+RATELIMIT_STORAGE_URL = env.str(
+    "RATELIMIT_STORAGE_URL",
+    default=_cache_url
+    if _cache_url.startswith(("redis://", "rediss://"))
+    else "memory://",
+)
+RATELIMIT_KEY_PREFIX = env.str("RATELIMIT_KEY_PREFIX", default="ratelimit")
+# Budgets in the limits library's notation ("10/minute", "10/minute;100/hour";
+# empty: none). Every /api/ request spends one of its caller's: per IP when
+# anonymous, per user when authenticated.
+RATELIMIT_ANONYMOUS = env.str("RATELIMIT_ANONYMOUS", default="120/minute")
+RATELIMIT_AUTHENTICATED = env.str("RATELIMIT_AUTHENTICATED", default="600/minute")
+# Login and registration hash a password (Argon2, ~100 MiB and 0.3 s of
+# CPU): stricter budgets per client IP and per email, on top.
+RATELIMIT_LOGIN_IP = env.str("RATELIMIT_LOGIN_IP", default="10/minute")
+RATELIMIT_LOGIN_EMAIL = env.str("RATELIMIT_LOGIN_EMAIL", default="5/minute")
+RATELIMIT_REGISTER_IP = env.str("RATELIMIT_REGISTER_IP", default="5/minute")
+RATELIMIT_REGISTER_EMAIL = env.str("RATELIMIT_REGISTER_EMAIL", default="5/minute")
+# Whom X-Forwarded-For is believed from: empty (nobody: REMOTE_ADDR is the
+# client), a number of proxies in front (e.g. 1), or the proxies' CIDRs.
+RATELIMIT_TRUSTED_PROXIES = env.list("RATELIMIT_TRUSTED_PROXIES", default=[])
+# Redis down: count per process in memory, try Redis again this often, and
+# say so in the log at most this often. Socket timeouts bound each try.
+RATELIMIT_REDIS_TIMEOUT_SECONDS = env.float(
+    "RATELIMIT_REDIS_TIMEOUT_SECONDS", default=0.25
+)
+RATELIMIT_REDIS_RETRY_SECONDS = env.float("RATELIMIT_REDIS_RETRY_SECONDS", default=5)
+RATELIMIT_REDIS_WARN_SECONDS = env.float("RATELIMIT_REDIS_WARN_SECONDS", default=60)
 
 # ---------------------------------------------------------------------------
 # Resilience of calls that leave the process (apps/gateway/resilience.py)

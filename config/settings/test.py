@@ -35,3 +35,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_H
 
 # Test workers serve no metrics unless a test gives one a port of its own.
 CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", default=0)
+# Rate limits stay on (every API test runs the middleware against Redis) but
+# far above what a test sends; tests about limits set their own (settings,
+# or the environment of the server processes they start).
+_HIGH = "100000/minute"
+RATELIMIT_ANONYMOUS = env.str("RATELIMIT_ANONYMOUS", default=_HIGH)
+RATELIMIT_AUTHENTICATED = env.str("RATELIMIT_AUTHENTICATED", default=_HIGH)
+RATELIMIT_LOGIN_IP = env.str("RATELIMIT_LOGIN_IP", default=_HIGH)
+RATELIMIT_LOGIN_EMAIL = env.str("RATELIMIT_LOGIN_EMAIL", default=_HIGH)
+RATELIMIT_REGISTER_IP = env.str("RATELIMIT_REGISTER_IP", default=_HIGH)
+RATELIMIT_REGISTER_EMAIL = env.str("RATELIMIT_REGISTER_EMAIL", default=_HIGH)
