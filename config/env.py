@@ -58,14 +58,15 @@ def database(
     return config
 
 
-def cache(url: str) -> dict:
-    """Return a CACHES entry: ``redis://`` uses Django's Redis backend."""
-    if url.startswith(("redis://", "rediss://")):
-        return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": url,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
-    if url.startswith("locmem://"):
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    raise ValueError(f"Unsupported CACHE_URL scheme: {url!r}")
+def cache(var: str, default: str | None = None) -> dict:
+    """Return a CACHES entry from the URL in environment variable ``var``
+    (django-environ's ``cache_url``: ``redis://``, ``rediss://``,
+    ``locmemcache://``, ...), with short Redis socket timeouts unless the
+    URL's query sets them. Without a default, a missing variable is an
+    error."""
+    config = env.cache_url(var) if default is None else env.cache_url(var, default)
+    if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("socket_connect_timeout", 2)
+        options.setdefault("socket_timeout", 2)
+    return config

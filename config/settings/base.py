@@ -107,7 +107,7 @@ DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
 # ---------------------------------------------------------------------------
 # Cache and broker
 # ---------------------------------------------------------------------------
-CACHES = {"default": cache(env.str("CACHE_URL", default="locmem://"))}
+CACHES = {"default": cache("CACHE_URL", default="locmemcache://")}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
