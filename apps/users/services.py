@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import AuthenticationFailed, ErrorMessage, InvalidInput
+from apps.core.validation import full_clean
 from apps.users.interface import EmailAlreadyRegistered
 from apps.users.models import RefreshTokenFamily, User, normalize_email
 
@@ -24,9 +25,9 @@ def _validate(user: User, *, password: str | None = None) -> None:
     """
     errors: dict[str, list[str]] = {}
     try:
-        user.full_clean(exclude=["password"], validate_unique=False)
-    except ValidationError as exc:
-        errors.update(InvalidInput.from_validation_error(exc).errors)
+        full_clean(user, exclude=["password"])
+    except InvalidInput as exc:
+        errors.update(exc.errors)
     if password is not None:
         try:
             validate_password(password, user)
