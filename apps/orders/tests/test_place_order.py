@@ -7,6 +7,7 @@ from apps.orders.errors import UserInactive
 from apps.orders.models import Order, OrderItem, OutboxEvent
 from apps.orders.serializers import OrderSerializer
 from apps.orders.tests.support import NOTHING, ORDERS_URL, row_counts
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "orders", "catalog"])
 
@@ -306,7 +307,7 @@ def test_a_deactivated_users_token_is_refused_and_nothing_is_written(
 
     response = client.post(ORDERS_URL, {"items": [LINE]}, format="json")
 
-    assert response.status_code == 401
+    assert_problem(response, 401, "user_inactive")
     assert row_counts() == NOTHING
 
 

@@ -6,6 +6,7 @@ import pytest
 from apps.core.errors import InvalidInput
 from apps.products import services
 from apps.products.models import MAX_STOCK, Product
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
 
@@ -166,7 +167,7 @@ def test_a_stock_adjustment_beyond_the_bounds_is_a_400(staff, auth_client):
         format="json",
     )
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert response.json()["errors"][0]["field"] == "delta"
     assert Product.objects.get(pk="kettle").stock == 5
 
