@@ -42,13 +42,15 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-class AsciiJSONField(forms.JSONField):
-    """JSON shown indented, with non-ASCII escaped (see ``_printable``)."""
+class ReadableJSONField(forms.JSONField):
+    """JSON shown indented, text as written ("crème", not "cr\\u00e8me"),
+    but for what the page cannot hold (see ``_printable``)."""
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
             return _printable(value)
-        return json.dumps(value, ensure_ascii=True, indent=2, cls=self.encoder)
+        text = json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+        return _printable(text)
 
 
 class SeparatedListField(forms.CharField):
@@ -85,7 +87,7 @@ class ProductForm(forms.ModelForm):
         help_text=f"One URL a line. {_help('images')}",
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
     )
-    attributes = AsciiJSONField(
+    attributes = ReadableJSONField(
         required=False,
         help_text='A JSON object, e.g. {"colour": "red", "watts": 40}. '
         + _help("attributes"),
@@ -299,9 +301,21 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "product":
-            kwargs["widget"] = ProductStockSelect(db_field, self.admin_site)
+            kwargs["widget"] = ProductStockSelect(
+                db_field, self.admin_site, attrs={"data-width": "40em"}
+            )
             kwargs["form_class"] = ProductStockChoiceField
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "product":
+            # An adjustment picks a product; adding, editing or deleting
+            # one from here is another task (the product is linked to view).
+            field.widget.can_add_related = False
+            field.widget.can_change_related = False
+            field.widget.can_delete_related = False
+        return field
 
     def save_model(self, request, obj, form, change):
         try:

@@ -180,3 +180,52 @@ def test_the_product_id_pattern_is_stated_once():
 
     assert ProductIdConverter.regex == PRODUCT_ID_PATTERN
     assert product_id_validator in OrderItem._meta.get_field("product_id").validators
+
+
+def test_the_admin_shows_attributes_as_written(admin_client):
+    services.product_create(**KETTLE, attributes={"colour": "crème", "watts": 1200})
+
+    page = admin_client.get("/admin/products/product/kettle/change/")
+
+    html = page.content.decode()
+    assert "&quot;colour&quot;: &quot;crème&quot;" in html
+    assert "\\u00e8" not in html
+
+
+def test_the_product_page_sends_stock_changes_to_a_stock_adjustment(admin_client):
+    services.product_create(**KETTLE, stock=5)
+
+    page = admin_client.get("/admin/products/product/kettle/change/")
+
+    html = page.content.decode()
+    assert "5 in stock" in html
+    assert "/admin/products/stockadjustment/add/?product=kettle" in html
+    assert 'name="stock"' not in html  # read only
+    history = admin_client.get(
+        "/admin/products/stockadjustment/", {"product__exact": "kettle"}
+    )
+    assert history.status_code == 200
+    assert "initial stock" in history.content.decode()
+
+
+def test_the_stock_adjustment_finds_the_product_and_shows_its_stock(admin_client):
+    services.product_create(**KETTLE, stock=5)
+    services.product_create(**{**KETTLE, "id": "mug", "name": "Mug"}, stock=0)
+
+    form = admin_client.get("/admin/products/stockadjustment/add/?product=kettle")
+    found = admin_client.get(
+        "/admin/products/product/autocomplete-with-stock/",
+        {
+            "term": "kett",
+            "app_label": "products",
+            "model_name": "stockadjustment",
+            "field_name": "product",
+        },
+    )
+
+    html = form.content.decode()
+    assert "Kettle (kettle): 5 in stock" in html  # the selected product
+    assert "admin-autocomplete" in html
+    assert found.json()["results"] == [
+        {"id": "kettle", "text": "Kettle (kettle): 5 in stock"}
+    ]
