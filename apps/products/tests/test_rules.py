@@ -172,16 +172,6 @@ def test_a_stock_adjustment_beyond_the_bounds_is_a_400(staff, auth_client):
     assert Product.objects.get(pk="kettle").stock == 5
 
 
-def test_the_product_id_pattern_is_stated_once():
-    """The URL converter, the model and the orders' lines use one pattern."""
-    from apps.orders.models import OrderItem
-    from apps.products.models import PRODUCT_ID_PATTERN, product_id_validator
-    from apps.products.urls import ProductIdConverter
-
-    assert ProductIdConverter.regex == PRODUCT_ID_PATTERN
-    assert product_id_validator in OrderItem._meta.get_field("product_id").validators
-
-
 def test_the_admin_shows_attributes_as_written(admin_client):
     services.product_create(**KETTLE, attributes={"colour": "crème", "watts": 1200})
 
