@@ -2,7 +2,7 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
-from apps.users.interface import UserNotFound
+from apps.users.errors import UserNotFound
 from apps.users.models import RefreshTokenFamily, User
 
 

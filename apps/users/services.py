@@ -6,15 +6,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.errors import AuthenticationFailed, ErrorMessage, InvalidInput
+from apps.core.errors import ErrorMessage, InvalidInput
 from apps.core.validation import full_clean
-from apps.users.interface import EmailAlreadyRegistered
+from apps.users.errors import EmailAlreadyRegistered, InvalidCredentials
 from apps.users.models import RefreshTokenFamily, User, normalize_email
-
-
-class InvalidCredentials(AuthenticationFailed):
-    code = "invalid_credentials"
-    title = "Invalid credentials"
 
 
 def _validate(user: User, *, password: str | None = None) -> None:
