@@ -67,17 +67,30 @@ _INSTRUMENTED_ENGINES = {
     "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
     "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
 }
+# Cache backends that count hits and misses (apps/core/cache_backends.py).
+_INSTRUMENTED_CACHES = {
+    "django.core.cache.backends.redis.RedisCache": (
+        "apps.core.cache_backends.RedisCache"
+    ),
+    "django.core.cache.backends.locmem.LocMemCache": (
+        "apps.core.cache_backends.LocMemCache"
+    ),
+}
 
 
-def cache(url: str) -> dict:
-    """Return a CACHES entry: ``redis://`` uses Django's Redis backend
-    (both backends count hits and misses: apps/core/cache_backends.py)."""
-    if url.startswith(("redis://", "rediss://")):
-        return {
-            "BACKEND": "apps.core.cache_backends.RedisCache",
-            "LOCATION": url,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
+def cache(var: str, default: str | None = None) -> dict:
+    """Return a CACHES entry from the URL in environment variable ``var``
+    (django-environ's ``cache_url``: ``redis://``, ``rediss://``,
+    ``locmemcache://``, ...), with short Redis socket timeouts unless the
+    URL's query sets them. Without a default, a missing variable is an
+    error. ``locmem://``, this project's earlier name, still works."""
+    url = env.str(var) if default is None else env.str(var, default=default)
     if url.startswith("locmem://"):
-        return {"BACKEND": "apps.core.cache_backends.LocMemCache"}
-    raise ValueError(f"Unsupported CACHE_URL scheme: {url!r}")
+        url = "locmemcache://" + url.removeprefix("locmem://")
+    config = environ.Env.cache_url_config(url)
+    if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("socket_connect_timeout", 2)
+        options.setdefault("socket_timeout", 2)
+    config["BACKEND"] = _INSTRUMENTED_CACHES.get(config["BACKEND"], config["BACKEND"])
+    return config

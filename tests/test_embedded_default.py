@@ -59,7 +59,7 @@ def embedded_env(tmp_path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'default.sqlite3'}",
         "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orders.sqlite3'}",
         "CATALOG_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
-        "CACHE_URL": "locmem://",
+        "CACHE_URL": "locmemcache://",
         "CELERY_BROKER_URL": "memory://",
     }
 

@@ -44,3 +44,24 @@ def test_prod_passes_check_deploy_with_no_warnings(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_cache_urls_are_read_by_django_environ_with_short_redis_timeouts(
+    monkeypatch,
+):
+    from config.env import cache
+
+    monkeypatch.setenv("SOME_CACHE_URL", "rediss://cache.example.com:6380/2")
+    redis = cache("SOME_CACHE_URL")
+    monkeypatch.setenv("SOME_CACHE_URL", "redis://127.0.0.1:6379/3?socket_timeout=9")
+    patient = cache("SOME_CACHE_URL")
+    monkeypatch.delenv("SOME_CACHE_URL")
+    memory = cache("SOME_CACHE_URL", default="locmemcache://")
+
+    assert redis == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "rediss://cache.example.com:6380/2",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+    assert patient["OPTIONS"]["socket_timeout"] == 9
+    assert memory["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"

@@ -1,21 +1,19 @@
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
-from rest_framework.views import APIView
 
 from apps.analytics import selectors
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
-from apps.core.serializers import StrictSerializer
+from apps.core.serializers import PageQuerySerializer
+from apps.core.views import ApiView
 
 
-class SalesQuerySerializer(StrictSerializer):
+class SalesQuerySerializer(PageQuerySerializer):
     group_by = serializers.ChoiceField(choices=sorted(selectors.GROUPINGS))
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     page = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
-    page_size = serializers.IntegerField(required=False)
 
     def validate(self, attrs):
         start, end = attrs.get("date_from"), attrs.get("date_to")
@@ -36,23 +34,16 @@ class SalesRowSerializer(serializers.Serializer):
     revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
-class SalesReportView(APIView):
+class SalesReportView(ApiView):
     """Sales of confirmed orders, by day, product or category (staff)."""
 
     permission_classes = [IsAdminUser]
+    query_methods = frozenset({"get"})
 
     @extend_schema(
         operation_id="analytics_sales",
         summary="Sales of confirmed orders by day, product or category (staff)",
-        parameters=[
-            OpenApiParameter(
-                "group_by", str, required=True, enum=sorted(selectors.GROUPINGS)
-            ),
-            OpenApiParameter("date_from", OpenApiTypes.DATE),
-            OpenApiParameter("date_to", OpenApiTypes.DATE),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description="1 to 100"),
-        ],
+        parameters=[SalesQuerySerializer],
         responses={200: paginated(SalesRowSerializer), **problems(400, 401, 403)},
     )
     def get(self, request):

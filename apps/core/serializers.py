@@ -58,3 +58,11 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class PageQuerySerializer(StrictSerializer):
+    """The query parameters of a paginated list (PageNumberPagination);
+    a list with filters extends it."""
+
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, help_text="1 to 100")

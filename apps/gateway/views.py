@@ -6,13 +6,13 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from apps.core.views import ApiView
 from apps.gateway.balancer import balancer_for
 from apps.gateway.resilience import breaker_states
 
 
-class GatewayStatusView(APIView):
+class GatewayStatusView(ApiView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(

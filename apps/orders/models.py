@@ -8,20 +8,14 @@ only through ``services`` (one transition table).
 import uuid
 from decimal import Decimal
 
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.orders.messaging_models import InboxEntry, OutboxEvent  # noqa: F401
+from apps.products.interface import PRODUCT_ID_MAX_LENGTH, product_id_validator
 
 # A single order line; a larger quantity is a typo or abuse, not a purchase.
 MAX_LINE_QUANTITY = 1000
-
-# The catalog's product id alphabet (its URL path converter).
-product_id_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z",
-    "A product id is 1 to 64 letters, digits, '.', '_' or '-', starting "
-    "with a letter or digit.",
-)
 
 
 class OrderStatus(models.TextChoices):
@@ -67,7 +61,9 @@ class OrderItem(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product_id = models.CharField(max_length=64, validators=[product_id_validator])
+    product_id = models.CharField(
+        max_length=PRODUCT_ID_MAX_LENGTH, validators=[product_id_validator]
+    )
     product_name = models.CharField(max_length=200)
     category = models.CharField(max_length=100, blank=True, default="")
     quantity = models.PositiveIntegerField(

@@ -3,9 +3,14 @@ fields); the rules (quantities, caps, catalog checks) are the services'."""
 
 from rest_framework import serializers
 
-from apps.core.serializers import StrictCharField, StrictSerializer
+from apps.core.serializers import (
+    PageQuerySerializer,
+    StrictCharField,
+    StrictSerializer,
+)
 from apps.orders.models import OrderStatus
 from apps.orders.services import MAX_ORDER_LINES
+from apps.products.interface import PRODUCT_ID_MAX_LENGTH
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -20,7 +25,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class OrderLineInputSerializer(StrictSerializer):
-    product_id = StrictCharField(max_length=64)
+    product_id = StrictCharField(max_length=PRODUCT_ID_MAX_LENGTH)
     quantity = StrictIntegerField(help_text="1 to 1000")
 
 
@@ -49,13 +54,13 @@ class OrderCancelSerializer(StrictSerializer):
     )
 
 
-class OrderQuerySerializer(StrictSerializer):
+class OrderQuerySerializer(PageQuerySerializer):
     """Query parameters of the order list."""
 
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-    user_id = serializers.UUIDField(required=False, help_text="Staff only")
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False)
+    user_id = serializers.UUIDField(
+        required=False, help_text="Staff: one user's orders"
+    )
 
 
 # -- Output, documented (selectors.order_representation builds it) ------------

@@ -1,16 +1,14 @@
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.core.errors import PermissionDenied
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
+from apps.core.views import ApiView
 from apps.orders import selectors, services
-from apps.orders.models import OrderStatus
 from apps.orders.serializers import (
     OrderCancelSerializer,
     OrderPlaceSerializer,
@@ -34,18 +32,13 @@ def _location(order_id) -> str:
     return reverse("orders:detail", kwargs={"order_id": order_id})
 
 
-class OrderCollectionView(APIView):
+class OrderCollectionView(ApiView):
+    query_methods = frozenset({"get"})
+
     @extend_schema(
         operation_id="orders_list",
         summary="Orders, newest first: the caller's own (staff: everyone's)",
-        parameters=[
-            OpenApiParameter("status", str, enum=OrderStatus.values),
-            OpenApiParameter(
-                "user_id", OpenApiTypes.UUID, description="Staff: one user's orders"
-            ),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description="1 to 100"),
-        ],
+        parameters=[OrderQuerySerializer],
         responses={200: paginated(OrderSerializer), **problems(400, 401)},
     )
     def get(self, request):
@@ -110,7 +103,7 @@ class OrderCollectionView(APIView):
         )
 
 
-class OrderDetailView(APIView):
+class OrderDetailView(ApiView):
     @extend_schema(
         operation_id="orders_retrieve",
         summary="An order with its items and status history",
@@ -121,7 +114,7 @@ class OrderDetailView(APIView):
         return Response(selectors.order_representation(order))
 
 
-class OrderCancelView(APIView):
+class OrderCancelView(ApiView):
     @extend_schema(
         operation_id="orders_cancel",
         summary="Cancel a pending or confirmed order (its owner or staff)",
@@ -142,9 +135,11 @@ class OrderCancelView(APIView):
         return Response(selectors.order_representation(order))
 
 
-class _StaffTransitionView(APIView):
+class _StaffTransitionView(ApiView):
     """A status change only staff make; a customer gets 403 on their own
     order and 404 on anyone else's."""
+
+    body_methods = frozenset()
 
     # The service applying the change: order_ship, order_complete.
     service: staticmethod

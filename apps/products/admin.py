@@ -2,12 +2,21 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.errors import DomainError
 from apps.products import services
-from apps.products.models import Product, StockAdjustment, StockReservation
+from apps.products.models import (
+    MAX_STOCK,
+    Product,
+    StockAdjustment,
+    StockReservation,
+)
 
 
 class StockLevelFilter(admin.SimpleListFilter):
@@ -27,27 +36,136 @@ class StockLevelFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AsciiJSONField(forms.JSONField):
-    """JSON shown with non-ASCII escaped: a value the model refuses (a lone
-    surrogate) is re-displayed as ``\\udc80`` instead of breaking the page."""
+def _printable(text: str) -> str:
+    """Text safe to put in a page: a value the model refuses (a lone
+    surrogate) is shown as ``\\udc80`` instead of breaking the page."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class ReadableJSONField(forms.JSONField):
+    """JSON shown indented, text as written ("crème", not "cr\\u00e8me"),
+    but for what the page cannot hold (see ``_printable``)."""
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return json.dumps(value, ensure_ascii=True, cls=self.encoder)
+            return _printable(value)
+        text = json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+        return _printable(text)
+
+
+class SeparatedListField(forms.CharField):
+    """A list of text edited as text: tags separated by commas, URLs one a
+    line. The model's rules (Product.clean) check the items."""
+
+    def __init__(self, *, separator: str, **kwargs):
+        self.separator = separator
+        super().__init__(required=False, strip=False, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            value = self.separator.join(str(item) for item in value)
+        return _printable(value or "")
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        separator = self.separator.strip() or "\n"
+        return [item.strip() for item in text.split(separator) if item.strip()]
+
+
+def _help(name: str) -> str:
+    return Product._meta.get_field(name).help_text
+
+
+class ProductForm(forms.ModelForm):
+    tags = SeparatedListField(
+        separator=", ",
+        help_text=f"Separated by commas, e.g. coffee, steel. {_help('tags')}",
+        widget=forms.TextInput(attrs={"size": 80}),
+    )
+    images = SeparatedListField(
+        separator="\n",
+        help_text=f"One URL a line. {_help('images')}",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+    )
+    attributes = ReadableJSONField(
+        required=False,
+        help_text='A JSON object, e.g. {"colour": "red", "watts": 40}. '
+        + _help("attributes"),
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+    )
+
+    class Meta:
+        model = Product
+        fields = (
+            "id",
+            "name",
+            "category",
+            "price",
+            "description",
+            "tags",
+            "images",
+            "attributes",
+            "is_archived",
+        )
+
+    def clean_attributes(self):
+        # An empty box is no attributes, not a JSON null.
+        value = self.cleaned_data["attributes"]
+        return {} if value is None else value
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    formfield_overrides = {models.JSONField: {"form_class": AsciiJSONField}}
+    form = ProductForm
     list_display = ("id", "name", "category", "price", "stock", "is_archived")
     list_filter = ("is_archived", StockLevelFilter, "category")
     search_fields = ("id", "name", "category")
-    # Stock changes only through recorded adjustments.
-    readonly_fields = ("stock", "sold_count", "version", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "category", "price", "description")}),
+        ("Stock", {"fields": ("stock_level", "sold_count")}),
+        ("Details", {"fields": ("tags", "images", "attributes")}),
+        ("Status", {"fields": ("is_archived", "version", "created_at", "updated_at")}),
+    )
+    # Stock changes only through recorded adjustments (and orders).
+    readonly_fields = (
+        "stock_level",
+        "sold_count",
+        "version",
+        "created_at",
+        "updated_at",
+    )
     actions = ("archive", "unarchive")
     list_per_page = 50
     show_full_result_count = False
+
+    @admin.display(description="Stock")
+    def stock_level(self, obj):
+        if obj is None or obj.pk is None or obj._state.adding:
+            return "0: add stock with a stock adjustment once the product is saved."
+        add = reverse("admin:products_stockadjustment_add")
+        history = reverse("admin:products_stockadjustment_changelist")
+        return format_html(
+            '{} in stock. Stock changes only through <a href="{}?{}">a stock '
+            "adjustment</a> (with a reason, recorded) and orders; "
+            '<a href="{}?{}">adjustment history</a>.',
+            obj.stock,
+            add,
+            urlencode({"product": obj.pk}),
+            history,
+            urlencode({"product__exact": obj.pk}),
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "autocomplete-with-stock/",
+                self.admin_site.admin_view(
+                    ProductStockAutocomplete.as_view(admin_site=self.admin_site)
+                ),
+                name="products_product_autocomplete_with_stock",
+            ),
+            *super().get_urls(),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         # The id is chosen once, at creation.
@@ -67,7 +185,7 @@ class ProductAdmin(admin.ModelAdmin):
             if change:
                 product = services.product_update(
                     product_id=obj.pk,
-                    expected_revision=None,
+                    expected_revisions=None,
                     changes=fields,
                     **actor,
                 )
@@ -114,27 +232,46 @@ class ProductAdmin(admin.ModelAdmin):
         self.message_user(request, "Unarchived.")
 
 
+def _with_stock(product: Product) -> str:
+    return f"{product.name} ({product.pk}): {product.stock} in stock"
+
+
+class ProductStockAutocomplete(AutocompleteJsonView):
+    """The admin's product search, each product shown with its stock."""
+
+    def serialize_result(self, obj, to_field_name):
+        return {"id": str(getattr(obj, to_field_name)), "text": _with_stock(obj)}
+
+
+class ProductStockSelect(AutocompleteSelect):
+    url_name = "%s:products_product_autocomplete_with_stock"
+
+
+class ProductStockChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return _with_stock(obj)
+
+
 class StockAdjustmentForm(forms.ModelForm):
     class Meta:
         model = StockAdjustment
-        fields = ("product_id", "delta", "reason")
+        fields = ("product", "delta", "reason")
 
     def clean(self):
+        # Said here to show it beside the field; stock_adjust enforces it.
         cleaned = super().clean()
-        product_id, delta = cleaned.get("product_id"), cleaned.get("delta")
-        if product_id is None or delta is None:
+        product, delta = cleaned.get("product"), cleaned.get("delta")
+        if product is None or delta is None:
             return cleaned
-        stock = (
-            Product.objects.filter(pk=product_id)
-            .values_list("stock", flat=True)
-            .first()
-        )
-        if stock is None:
-            self.add_error("product_id", "No product with this id.")
-        elif delta == 0:
+        if delta == 0:
             self.add_error("delta", "Must not be zero.")
-        elif stock + delta < 0:
-            self.add_error("delta", f"Only {stock} in stock.")
+        elif not 0 <= product.stock + delta <= MAX_STOCK:
+            self.add_error(
+                "delta",
+                f"Only {product.stock} in stock."
+                if delta < 0
+                else f"The stock may not exceed {MAX_STOCK}.",
+            )
         return cleaned
 
 
@@ -144,6 +281,7 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
     to the stock and kept as a record. Records cannot be edited."""
 
     form = StockAdjustmentForm
+    autocomplete_fields = ("product",)
     list_display = (
         "created_at",
         "product_id",
@@ -160,6 +298,24 @@ class StockAdjustmentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "product":
+            kwargs["widget"] = ProductStockSelect(
+                db_field, self.admin_site, attrs={"data-width": "40em"}
+            )
+            kwargs["form_class"] = ProductStockChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "product":
+            # An adjustment picks a product; adding, editing or deleting
+            # one from here is another task (the product is linked to view).
+            field.widget.can_add_related = False
+            field.widget.can_change_related = False
+            field.widget.can_delete_related = False
+        return field
 
     def save_model(self, request, obj, form, change):
         try:

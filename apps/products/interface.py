@@ -19,8 +19,11 @@ from apps.products.errors import (
     ReservationNotFound,
     Shortage,
 )
+from apps.products.models import PRODUCT_ID_MAX_LENGTH, product_id_validator
 
 __all__ = [
+    "PRODUCT_ID_MAX_LENGTH",
+    "product_id_validator",
     "StockLevel",
     "stock_levels",
     "InsufficientStock",

@@ -1,7 +1,14 @@
 """Catalog persistence. Fields work on PostgreSQL, SQLite and MongoDB.
 
 String or UUID primary keys only (django-mongodb-backend has no AutoField),
-JSONField for lists and free-form attributes, no foreign keys.
+JSONField for lists and free-form attributes, and no enforced foreign keys
+(MongoDB has none): a stock adjustment names its product through an
+unconstrained one, for the admin's look-up.
+
+The product rules (what an id, tags, images and attributes may hold, the
+stock bounds) are stated here, once, and checked by ``full_clean``, which
+the services run for every writer: the API, the admin, the commands. The
+serializers, URL patterns and selectors import them.
 """
 
 import math
@@ -10,10 +17,121 @@ import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+    URLValidator,
+)
 from django.db import models
 
 from apps.products.messaging_models import InboxEntry  # noqa: F401
+
+PRODUCT_ID_MAX_LENGTH = 64
+# The product id alphabet; URL patterns match it (apps.products.urls).
+PRODUCT_ID_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{PRODUCT_ID_MAX_LENGTH - 1}}}"
+product_id_validator = RegexValidator(
+    rf"^{PRODUCT_ID_PATTERN}\Z",
+    "A product id is 1 to 64 letters, digits, '.', '_' or '-', starting "
+    "with a letter or digit.",
+)
+# Ids that name another resource under /products/.
+RESERVED_PRODUCT_IDS = frozenset({"search"})
+
+# Stock fits PostgreSQL's integer column with room to spare.
+MAX_STOCK = 1_000_000_000
+
+MAX_TAGS = 20
+TAG_MAX_LENGTH = 50
+MAX_IMAGES = 10
+IMAGE_URL_MAX_LENGTH = 500
+MAX_ATTRIBUTES = 50
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}\Z")
+ATTRIBUTE_VALUE_MAX_LENGTH = 200
+
+_image_url = URLValidator(schemes=["http", "https"])
+
+
+def validate_product_id(value: str) -> None:
+    product_id_validator(value)
+    if value in RESERVED_PRODUCT_IDS:
+        raise ValidationError(f"{value!r} is reserved.", code="reserved")
+
+
+def validate_tags(value) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Tags are a list of text.", code="not_a_list")
+    if len(value) > MAX_TAGS:
+        raise ValidationError(f"At most {MAX_TAGS} tags.", code="max_length")
+    for tag in value:
+        if not isinstance(tag, str):
+            raise ValidationError("Every tag is text.", code="not_a_string")
+        if not tag.strip():
+            raise ValidationError("A tag may not be blank.", code="blank")
+        if len(tag) > TAG_MAX_LENGTH:
+            raise ValidationError(
+                f"A tag is at most {TAG_MAX_LENGTH} characters.", code="max_length"
+            )
+
+
+def validate_images(value) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Images are a list of URLs.", code="not_a_list")
+    if len(value) > MAX_IMAGES:
+        raise ValidationError(f"At most {MAX_IMAGES} images.", code="max_length")
+    for url in value:
+        if not isinstance(url, str):
+            raise ValidationError("Every image is a URL.", code="not_a_string")
+        if len(url) > IMAGE_URL_MAX_LENGTH:
+            raise ValidationError(
+                f"An image URL is at most {IMAGE_URL_MAX_LENGTH} characters.",
+                code="max_length",
+            )
+        try:
+            _image_url(url)
+        except ValidationError:
+            raise ValidationError(
+                f"{url[:60]!r} is not an http(s) URL.", code="invalid_url"
+            ) from None
+
+
+def validate_attributes(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError(
+            "Attributes are an object of names and values.", code="not_a_dict"
+        )
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValidationError(
+            f"At most {MAX_ATTRIBUTES} attributes.", code="max_length"
+        )
+    for name, item in value.items():
+        if not ATTRIBUTE_NAME.match(name):
+            raise ValidationError(
+                f"Attribute name {name[:60]!r} must be a letter then up to 49 "
+                "letters, digits or underscores.",
+                code="invalid_name",
+            )
+        if isinstance(item, str):
+            if len(item) > ATTRIBUTE_VALUE_MAX_LENGTH:
+                raise ValidationError(
+                    f"Attribute {name}: at most {ATTRIBUTE_VALUE_MAX_LENGTH} "
+                    "characters.",
+                    code="max_length",
+                )
+        elif item is not None and not isinstance(item, (bool, int, float)):
+            raise ValidationError(
+                f"Attribute {name}: must be text, a number, true, false or null.",
+                code="not_a_scalar",
+            )
+
+
+# The JSON fields' rules, run by Product.clean on every value (a field's
+# validators skip "empty" values, and "" is no list).
+_JSON_RULES = {
+    "tags": validate_tags,
+    "images": validate_images,
+    "attributes": validate_attributes,
+}
 
 
 def new_product_id() -> str:
@@ -50,18 +168,43 @@ def _unstorable(value) -> str | None:
 
 
 class Product(models.Model):
-    id = models.CharField(primary_key=True, max_length=64, default=new_product_id)
+    id = models.CharField(
+        primary_key=True,
+        max_length=PRODUCT_ID_MAX_LENGTH,
+        default=new_product_id,
+        validators=[validate_product_id],
+        help_text="Letters, digits, '.', '_' or '-'; chosen once, in URLs.",
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="", max_length=5000)
     price = models.DecimalField(
         max_digits=10, decimal_places=2, validators=[MinValueValidator(0)]
     )
     # The quantity available to sell: reservations take from it.
-    stock = models.PositiveIntegerField(default=0)
+    stock = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_STOCK)],
+        help_text="Changes only through stock adjustments and orders.",
+    )
     category = models.CharField(max_length=100)
-    tags = models.JSONField(default=list, blank=True)
-    images = models.JSONField(default=list, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=f"Up to {MAX_TAGS} words or phrases, each up to "
+        f"{TAG_MAX_LENGTH} characters; stored lower-case.",
+    )
+    images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=f"Up to {MAX_IMAGES} http(s) URLs.",
+    )
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=f"Up to {MAX_ATTRIBUTES} names (a letter, then letters, digits "
+        f"or _) with a value each: text up to {ATTRIBUTE_VALUE_MAX_LENGTH} "
+        "characters, a number, true, false or null.",
+    )
     # Hidden from customers, kept for order history.
     is_archived = models.BooleanField(default=False)
     # Units sold (committed reservations): "best selling" ordering.
@@ -99,11 +242,16 @@ class Product(models.Model):
         return f"{self.version}-{self.incarnation}"
 
     def clean(self):
-        problems = {
-            name: _unstorable(getattr(self, name))
-            for name in ("tags", "images", "attributes")
-        }
-        errors = {name: [problem] for name, problem in problems.items() if problem}
+        errors = {}
+        for name, rule in _JSON_RULES.items():
+            value = getattr(self, name)
+            try:
+                rule(value)
+                problem = _unstorable(value)
+                if problem:
+                    raise ValidationError(problem, code="unstorable")
+            except ValidationError as exc:
+                errors[name] = exc.error_list
         if errors:
             raise ValidationError(errors)
 
@@ -112,8 +260,19 @@ class StockAdjustment(models.Model):
     """An operator's change of stock, with who, when, how much and why."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    product_id = models.CharField(max_length=64, db_index=True)
-    delta = models.IntegerField(help_text="Units added (negative: removed).")
+    # Not enforced (MongoDB enforces none, and a product deleted later keeps
+    # its record); it gives the admin a look-up of the product.
+    product = models.ForeignKey(
+        Product,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        help_text="Search by name, id or category.",
+    )
+    delta = models.IntegerField(
+        validators=[MinValueValidator(-MAX_STOCK), MaxValueValidator(MAX_STOCK)],
+        help_text="Units added (negative: removed).",
+    )
     stock_after = models.PositiveIntegerField()
     reason = models.CharField(max_length=500)
     actor_id = models.CharField(max_length=64, blank=True, default="")

@@ -32,7 +32,6 @@ ORDERINGS = {
     "-name": ("-name", "id"),
     "best_selling": ("-sold_count", "id"),
 }
-ATTRIBUTE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,26 @@
-import re
-
 from rest_framework import serializers
 
-from apps.core.serializers import StrictCharField, StrictSerializer
+from apps.core.serializers import (
+    PageQuerySerializer,
+    StrictCharField,
+    StrictSerializer,
+)
 from apps.core.timestamps import iso_utc
-from apps.products.selectors import ATTRIBUTE_KEY, ORDERINGS
+from apps.products.models import (
+    MAX_STOCK,
+    TAG_MAX_LENGTH,
+    Product,
+    StockAdjustment,
+)
+from apps.products.selectors import ORDERINGS
 
-PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+def _max_length(name: str) -> int:
+    return Product._meta.get_field(name).max_length
+
+
+def _help_text(name: str) -> str:
+    return Product._meta.get_field(name).help_text
 
 
 class ProductSerializer(serializers.Serializer):
@@ -51,90 +65,68 @@ def product_representation(product) -> dict:
     }
 
 
-class AttributesField(serializers.DictField):
-    """Free-form attributes: up to 50 keys, scalar values."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("not_a_dict", input_type=type(data).__name__)
-        if len(data) > 50:
-            raise serializers.ValidationError("At most 50 attributes.")
-        for key, value in data.items():
-            if not ATTRIBUTE_KEY.match(key):
-                raise serializers.ValidationError(
-                    f"Attribute name {key[:60]!r} must be a letter then up to 49 "
-                    "letters, digits or underscores."
-                )
-            if isinstance(value, str):
-                if "\x00" in value:
-                    raise serializers.ValidationError(
-                        f"Attribute {key}: null characters are not allowed."
-                    )
-                if len(value) > 200:
-                    raise serializers.ValidationError(
-                        f"Attribute {key}: at most 200 characters."
-                    )
-            elif value is not None and not isinstance(value, (bool, int, float)):
-                raise serializers.ValidationError(
-                    f"Attribute {key}: must be a string, number, boolean or null."
-                )
-        return data
-
-
 class ProductWriteSerializer(StrictSerializer):
     """Create (POST) and replace (PUT) need every required field; PATCH any
-    subset (partial=True)."""
+    subset (partial=True).
 
-    id = StrictCharField(required=False, max_length=64)
-    name = StrictCharField(max_length=200)
+    Parsing only (types, unknown fields): what a product may hold is the
+    model's rule (apps.products.models), checked by the services for every
+    writer. Lengths are repeated from the model for the OpenAPI schema.
+    """
+
+    id = StrictCharField(required=False, max_length=_max_length("id"))
+    name = StrictCharField(max_length=_max_length("name"))
     description = StrictCharField(
-        max_length=5000, required=False, allow_blank=True, default=""
+        max_length=_max_length("description"),
+        required=False,
+        allow_blank=True,
+        default="",
     )
     price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, coerce_to_string=True
+        max_digits=10, decimal_places=2, coerce_to_string=True
     )
-    stock = serializers.IntegerField(min_value=0, max_value=1_000_000_000)
-    category = StrictCharField(max_length=100)
+    stock = serializers.IntegerField(help_text=f"0 to {MAX_STOCK}")
+    category = StrictCharField(max_length=_max_length("category"))
     tags = serializers.ListField(
-        child=StrictCharField(max_length=50),
-        max_length=20,
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
         required=False,
         default=list,
+        help_text=_help_text("tags"),
     )
     images = serializers.ListField(
-        child=serializers.URLField(max_length=500),
-        max_length=10,
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
         required=False,
         default=list,
+        help_text=_help_text("images"),
     )
-    attributes = AttributesField(required=False, default=dict)
-
-    def validate_id(self, value):
-        if not PRODUCT_ID.match(value) or value == "search":
-            raise serializers.ValidationError(
-                "Letters, digits, '.', '_' or '-', up to 64, starting with a "
-                "letter or digit."
-            )
-        return value
-
-    def validate_images(self, value):
-        for url in value:
-            if not url.lower().startswith(("https://", "http://")):
-                raise serializers.ValidationError("Image URLs must be http(s).")
-        return value
+    attributes = serializers.DictField(
+        required=False, default=dict, help_text=_help_text("attributes")
+    )
 
 
 class StockAdjustmentSerializer(StrictSerializer):
-    delta = serializers.IntegerField(min_value=-1_000_000_000, max_value=1_000_000_000)
-    reason = StrictCharField(max_length=500)
+    delta = serializers.IntegerField(
+        help_text=f"Units added (negative: removed); the stock stays from 0 to "
+        f"{MAX_STOCK}."
+    )
+    reason = StrictCharField(
+        max_length=StockAdjustment._meta.get_field("reason").max_length
+    )
 
 
-class ProductQuerySerializer(StrictSerializer):
+class ProductQuerySerializer(PageQuerySerializer):
     """Query parameters of the list and search endpoints."""
 
-    category = StrictCharField(required=False, max_length=100)
+    category = StrictCharField(
+        required=False,
+        max_length=_max_length("category"),
+        help_text="Exact category",
+    )
     tag = serializers.ListField(
-        child=StrictCharField(max_length=50), required=False, max_length=5
+        child=StrictCharField(max_length=TAG_MAX_LENGTH),
+        required=False,
+        max_length=5,
+        help_text="Has every tag given",
     )
     min_price = serializers.DecimalField(
         max_digits=10, decimal_places=2, min_value=0, required=False
@@ -143,10 +135,10 @@ class ProductQuerySerializer(StrictSerializer):
         max_digits=10, decimal_places=2, min_value=0, required=False
     )
     in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
-    archived = serializers.BooleanField(required=False, default=False)
+    archived = serializers.BooleanField(
+        required=False, default=False, help_text="Staff: archived products"
+    )
     ordering = serializers.ChoiceField(choices=sorted(ORDERINGS), required=False)
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False)
 
     def validate(self, attrs):
         low, high = attrs.get("min_price"), attrs.get("max_price")
@@ -158,4 +150,4 @@ class ProductQuerySerializer(StrictSerializer):
 
 
 class SearchQuerySerializer(ProductQuerySerializer):
-    q = StrictCharField(max_length=200, trim_whitespace=True)
+    q = StrictCharField(max_length=200, trim_whitespace=True, help_text="1-200 chars")

@@ -6,6 +6,7 @@ updates (``filter(stock__gte=n).update(stock=F("stock") - n)``), which are
 atomic on every engine, MongoDB included.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from django.db import IntegrityError
@@ -15,12 +16,18 @@ from apps.core.errors import InvalidInput
 from apps.core.validation import full_clean
 from apps.products import db
 from apps.products.errors import ProductChanged, ProductConflict, ProductNotFound
-from apps.products.models import Product, StockAdjustment, StockReservation
+from apps.products.models import (
+    MAX_STOCK,
+    Product,
+    StockAdjustment,
+    StockReservation,
+)
 from apps.products.reservations import HOLDING
 from apps.products.selectors import json_list_contains
 
-# Stock fits PostgreSQL's integer column with room to spare.
-MAX_STOCK = 1_000_000_000
+# The revisions a caller's If-Match names (Product.revision), or None: the
+# write goes ahead only if the product is at one of them.
+Revisions = Collection[str] | None
 
 PRODUCT_FIELDS = (
     "name",
@@ -35,9 +42,11 @@ PRODUCT_FIELDS = (
 
 
 def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
-    if "tags" in fields:
-        # Tags are matched exactly; one spelling each.
-        fields["tags"] = sorted({t.strip().lower() for t in fields["tags"]})
+    tags = fields.get("tags")
+    # Tags are matched exactly: one spelling each. Anything but a list of
+    # text is left for full_clean to refuse.
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        fields["tags"] = sorted({tag.strip().lower() for tag in tags})
     return fields
 
 
@@ -63,21 +72,22 @@ def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Pr
 def product_update(
     *,
     product_id: str,
-    expected_revision: str | None,
+    expected_revisions: Revisions,
     changes: dict[str, Any],
     actor_id: str = "",
     actor_email: str = "",
 ) -> Product:
     """Apply ``changes``; fails with 412 if the product changed meanwhile.
 
-    ``expected_revision`` (``Product.revision``) comes from the caller's
-    If-Match; without one, the version read here guards the write, so no
-    concurrent write is lost.
+    ``expected_revisions`` come from the caller's If-Match. Without one,
+    the version read here guards the write: a write that lands between
+    this read and this write makes this one fail (412, nothing changed)
+    instead of being silently overwritten.
     """
     changes = _normalise(dict(changes))
     with db.atomic():
         product = _get(product_id)
-        _check_revision(product, expected_revision)
+        _check_revision(product, expected_revisions)
         old_stock = product.stock
         for name, value in changes.items():
             setattr(product, name, value)
@@ -102,20 +112,24 @@ def product_update(
     return product
 
 
-def product_set_archived(*, product_id: str, archived: bool) -> Product:
+def product_set_archived(
+    *, product_id: str, archived: bool, expected_revisions: Revisions = None
+) -> Product:
     with db.atomic():
-        if not Product.objects.filter(pk=product_id).update(
+        product = _get(product_id)
+        _check_revision(product, expected_revisions)
+        if not Product.objects.filter(pk=product_id, version=product.version).update(
             is_archived=archived, **db.touched()
         ):
-            raise ProductNotFound(f"No product with id {product_id}.")
+            raise ProductChanged("The product changed while it was being archived.")
     return _get(product_id)
 
 
-def product_delete(*, product_id: str, expected_revision: str | None = None) -> None:
+def product_delete(*, product_id: str, expected_revisions: Revisions = None) -> None:
     """Delete a product that no open reservation holds (else 409)."""
     with db.atomic():
         product = _get(product_id)
-        _check_revision(product, expected_revision)
+        _check_revision(product, expected_revisions)
         open_reservations = json_list_contains(
             StockReservation.objects.filter(status__in=HOLDING),
             "product_ids",
@@ -134,8 +148,8 @@ def product_delete(*, product_id: str, expected_revision: str | None = None) -> 
             raise ProductConflict("The product changed while it was being deleted.")
 
 
-def _check_revision(product: Product, expected_revision: str | None) -> None:
-    if expected_revision is not None and product.revision != expected_revision:
+def _check_revision(product: Product, expected_revisions: Revisions) -> None:
+    if expected_revisions is not None and product.revision not in expected_revisions:
         raise ProductChanged("The product changed since you read it.")
 
 
@@ -154,23 +168,36 @@ def stock_adjust(
     product_id: str,
     delta: int,
     reason: str,
+    expected_revisions: Revisions = None,
     actor_id: str = "",
     actor_email: str = "",
 ) -> StockAdjustment:
-    """Add (or remove, negative) units, recording who, when and why."""
+    """Add (or remove, negative) units, recording who, when and why.
+
+    The stock stays from 0 to MAX_STOCK. With ``expected_revisions`` (an
+    If-Match) the product must be at one of them, else 412.
+    """
     if not reason.strip():
         raise InvalidInput({"reason": ["A reason is required."]})
     if delta == 0:
         raise InvalidInput({"delta": ["Must not be zero."]})
+    full_clean(
+        StockAdjustment(product_id=product_id, delta=delta, reason=reason),
+        exclude=["product", "stock_after"],
+    )
     with db.atomic():
         product = _get(product_id)
+        _check_revision(product, expected_revisions)
         updated = Product.objects.filter(
             pk=product_id,
             stock__gte=max(-delta, 0),
             stock__lte=MAX_STOCK - max(delta, 0),
         )
+        if expected_revisions is not None:
+            updated = updated.filter(version=product.version)
         if not updated.update(stock=F("stock") + delta, **db.touched()):
-            product.refresh_from_db(fields=["stock"])
+            product.refresh_from_db(fields=["stock", "version"])
+            _check_revision(product, expected_revisions)
             raise InvalidInput(
                 {
                     "delta": [

@@ -1,12 +1,13 @@
 from django.urls import path, register_converter
 
 from apps.products import views
+from apps.products.models import PRODUCT_ID_PATTERN
 
 
 class ProductIdConverter:
     """Only what a product id can be; anything else is a plain 404."""
 
-    regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+    regex = PRODUCT_ID_PATTERN
 
     def to_python(self, value):
         return value

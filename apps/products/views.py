@@ -1,19 +1,17 @@
-import re
-
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
+from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from apps.core.errors import PreconditionFailed
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
+from apps.core.views import ApiView
 from apps.products import search, selectors, services
-from apps.products.selectors import ATTRIBUTE_KEY, ProductFilters
+from apps.products.models import ATTRIBUTE_NAME, ATTRIBUTE_VALUE_MAX_LENGTH
+from apps.products.selectors import ProductFilters
 from apps.products.serializers import (
     ProductQuerySerializer,
     ProductSerializer,
@@ -24,8 +22,7 @@ from apps.products.serializers import (
 )
 
 ATTRIBUTE_PREFIX = "attr."
-# "v<version>-<incarnation>": Product.revision.
-_ETAG = re.compile(r'^(?:W/)?"v(\d{1,12}-[0-9a-f]{16})"$')
+MAX_ATTRIBUTE_FILTERS = 10
 
 
 class ReadOrStaffWrite(BasePermission):
@@ -44,17 +41,22 @@ def _etag(product) -> str:
     return f'"v{product.revision}"'
 
 
-def _expected_revision(request) -> str | None:
-    """The revision named by If-Match; None when absent or ``*``."""
-    header = request.headers.get("If-Match", "").strip()
-    if not header or header == "*":
+def _expected_revisions(request) -> frozenset[str] | None:
+    """The revisions If-Match names (the write goes ahead if the product is
+    at one of them); None when there is no If-Match or it is ``*``.
+
+    If-Match compares strongly (RFC 9110 13.1.1): a weak tag, or one that is
+    no product ETag, names no revision, and an If-Match naming none fails.
+    """
+    header = request.headers.get("If-Match")
+    if header is None:
         return None
-    versions = [_ETAG.match(tag.strip()) for tag in header.split(",")]
-    matched = [m.group(1) for m in versions if m]
-    if len(matched) != 1:
-        # A tag that can never match this product's.
-        raise PreconditionFailed("If-Match does not name a current version.")
-    return matched[0]
+    tags = parse_etags(header)
+    if tags == ["*"]:
+        return None
+    return frozenset(
+        tag[2:-1] for tag in tags if tag.startswith('"v') and tag.endswith('"')
+    )
 
 
 def _actor(request) -> dict[str, str]:
@@ -75,14 +77,17 @@ def _parse_query(request, serializer_class):
         if key.startswith(ATTRIBUTE_PREFIX):
             name = key[len(ATTRIBUTE_PREFIX) :]
             value = params[key]
-            if not ATTRIBUTE_KEY.match(name):
+            if not ATTRIBUTE_NAME.match(name):
                 errors[key] = ["Attribute names are a letter then letters, digits, _."]
-            elif len(value) > 200 or "\x00" in value:
-                errors[key] = ["At most 200 characters, no null characters."]
+            elif len(value) > ATTRIBUTE_VALUE_MAX_LENGTH or "\x00" in value:
+                errors[key] = [
+                    f"At most {ATTRIBUTE_VALUE_MAX_LENGTH} characters, no null "
+                    "characters."
+                ]
             else:
                 attributes[name] = value
-    if len(attributes) > 10:
-        errors["attr"] = ["At most 10 attribute filters."]
+    if len(attributes) > MAX_ATTRIBUTE_FILTERS:
+        errors["attr"] = [f"At most {MAX_ATTRIBUTE_FILTERS} attribute filters."]
     if errors:
         raise ValidationError(errors)
     # Everything but attr.*; the strict serializer rejects unknown names.
@@ -108,20 +113,17 @@ def _parse_query(request, serializer_class):
     return filters, values
 
 
-_LIST_PARAMETERS = [
-    OpenApiParameter("category", str, description="Exact category"),
-    OpenApiParameter("tag", str, many=True, description="Has every tag given"),
-    OpenApiParameter("min_price", OpenApiTypes.DECIMAL),
-    OpenApiParameter("max_price", OpenApiTypes.DECIMAL),
-    OpenApiParameter("in_stock", bool),
-    OpenApiParameter("archived", bool, description="Staff: archived products"),
-    OpenApiParameter(
-        "attr.<name>", str, description="Attribute equality, e.g. attr.colour=red"
-    ),
-    OpenApiParameter("ordering", str, enum=sorted(selectors.ORDERINGS)),
-    OpenApiParameter("page", int),
-    OpenApiParameter("page_size", int, description="1 to 100"),
-]
+# The query serializer's fields, and the attr.* family no serializer holds.
+_ATTRIBUTE_PARAMETER = OpenApiParameter(
+    "attr.<name>", str, description="Attribute equality, e.g. attr.colour=red"
+)
+_IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The product's ETag as read: 412 if it changed since",
+)
 
 
 def _page(request, view, items, load=None) -> Response:
@@ -135,13 +137,22 @@ def _page(request, view, items, load=None) -> Response:
     )
 
 
-class ProductCollectionView(APIView):
+class ProductView(ApiView):
+    """Anyone reads, staff write; writes honour If-Match."""
+
     permission_classes = [ReadOrStaffWrite]
+    honours_if_match = True
+
+
+class ProductCollectionView(ProductView):
+    query_methods = frozenset({"get"})
+    # A create has no version to match.
+    honours_if_match = False
 
     @extend_schema(
         operation_id="products_list",
         summary="List products with filters, ordering and pagination",
-        parameters=_LIST_PARAMETERS,
+        parameters=[ProductQuerySerializer, _ATTRIBUTE_PARAMETER],
         responses={200: paginated(ProductSerializer), **problems(400)},
         auth=[],
     )
@@ -173,16 +184,13 @@ class ProductCollectionView(APIView):
         return _with_etag(response, product)
 
 
-class ProductSearchView(APIView):
-    permission_classes = [ReadOrStaffWrite]
+class ProductSearchView(ProductView):
+    query_methods = frozenset({"get"})
 
     @extend_schema(
         operation_id="products_search",
         summary="Full-text search, most relevant first (at most 1,000 results)",
-        parameters=[
-            OpenApiParameter("q", str, required=True, description="1-200 chars"),
-            *_LIST_PARAMETERS,
-        ],
+        parameters=[SearchQuerySerializer, _ATTRIBUTE_PARAMETER],
         responses={200: paginated(ProductSerializer), **problems(400)},
         auth=[],
     )
@@ -194,9 +202,7 @@ class ProductSearchView(APIView):
         return _page(request, self, ranked_ids, load=selectors.products_in_order)
 
 
-class ProductDetailView(APIView):
-    permission_classes = [ReadOrStaffWrite]
-
+class ProductDetailView(ProductView):
     @extend_schema(
         operation_id="products_retrieve",
         summary="A product (ETag; If-None-Match answers 304)",
@@ -214,6 +220,7 @@ class ProductDetailView(APIView):
         operation_id="products_replace",
         summary="Replace a product (staff; honours If-Match)",
         request=ProductWriteSerializer,
+        parameters=[_IF_MATCH],
         responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
     )
     def put(self, request, product_id):
@@ -223,6 +230,7 @@ class ProductDetailView(APIView):
         operation_id="products_update",
         summary="Update part of a product (staff; honours If-Match)",
         request=ProductWriteSerializer,
+        parameters=[_IF_MATCH],
         responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
     )
     def patch(self, request, product_id):
@@ -231,11 +239,12 @@ class ProductDetailView(APIView):
     @extend_schema(
         operation_id="products_delete",
         summary="Delete a product (staff; 409 while reserved: archive it)",
-        responses={204: None, **problems(401, 403, 404, 409, 412)},
+        parameters=[_IF_MATCH],
+        responses={204: None, **problems(400, 401, 403, 404, 409, 412)},
     )
     def delete(self, request, product_id):
         services.product_delete(
-            product_id=product_id, expected_revision=_expected_revision(request)
+            product_id=product_id, expected_revisions=_expected_revisions(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -247,51 +256,61 @@ class ProductDetailView(APIView):
             raise ValidationError({"id": ["A product's id cannot change."]})
         product = services.product_update(
             product_id=product_id,
-            expected_revision=_expected_revision(request),
+            expected_revisions=_expected_revisions(request),
             changes=changes,
             **_actor(request),
         )
         return _with_etag(Response(product_representation(product)), product)
 
 
-class ProductArchiveView(APIView):
-    permission_classes = [ReadOrStaffWrite]
+class ProductArchiveView(ProductView):
+    body_methods = frozenset()
 
     @extend_schema(
         operation_id="products_archive",
         summary="Archive: hide from customers, keep for order history (staff)",
         request=None,
-        responses={200: ProductSerializer, **problems(401, 403, 404)},
+        parameters=[_IF_MATCH],
+        responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
     )
     def post(self, request, product_id):
-        product = services.product_set_archived(product_id=product_id, archived=True)
-        return _with_etag(Response(product_representation(product)), product)
+        return self._set(request, product_id, archived=True)
 
     @extend_schema(
         operation_id="products_unarchive",
         summary="Bring an archived product back (staff)",
         request=None,
-        responses={200: ProductSerializer, **problems(401, 403, 404)},
+        parameters=[_IF_MATCH],
+        responses={200: ProductSerializer, **problems(400, 401, 403, 404, 412)},
     )
     def delete(self, request, product_id):
-        product = services.product_set_archived(product_id=product_id, archived=False)
+        return self._set(request, product_id, archived=False)
+
+    def _set(self, request, product_id, *, archived):
+        product = services.product_set_archived(
+            product_id=product_id,
+            archived=archived,
+            expected_revisions=_expected_revisions(request),
+        )
         return _with_etag(Response(product_representation(product)), product)
 
 
-class StockAdjustmentView(APIView):
-    permission_classes = [ReadOrStaffWrite]
-
+class StockAdjustmentView(ProductView):
     @extend_schema(
         operation_id="products_stock_adjust",
         summary="Add or remove stock with a reason (staff; recorded)",
         request=StockAdjustmentSerializer,
-        responses={201: ProductSerializer, **problems(400, 401, 403, 404)},
+        parameters=[_IF_MATCH],
+        responses={201: ProductSerializer, **problems(400, 401, 403, 404, 412)},
     )
     def post(self, request, product_id):
         serializer = StockAdjustmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.stock_adjust(
-            product_id=product_id, **serializer.validated_data, **_actor(request)
+            product_id=product_id,
+            expected_revisions=_expected_revisions(request),
+            **serializer.validated_data,
+            **_actor(request),
         )
         product = selectors.product_get(product_id=product_id, include_archived=True)
         response = Response(product_representation(product), status=201)

@@ -6,18 +6,17 @@ Returns frozen DTOs, never model instances.
 from dataclasses import dataclass
 from uuid import UUID
 
-from apps.core.errors import Conflict, NotFound
 from apps.gateway.interface import ContextBinding
+from apps.users import selectors
+from apps.users.errors import EmailAlreadyRegistered, UserNotFound
 
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
-    title = "User not found"
-
-
-class EmailAlreadyRegistered(Conflict):
-    code = "email_taken"
-    title = "Email already registered"
+__all__ = [
+    "EmailAlreadyRegistered",
+    "UserDTO",
+    "UserNotFound",
+    "get_user",
+    "get_users",
+]
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,12 @@ def get_user(user_id: UUID) -> UserDTO:
     Raises:
         UserNotFound: no such user.
     """
-    from apps.users import selectors
-
     return UserDTO.from_model(selectors.user_get(user_id=user_id))
 
 
 @binding.expose(idempotent=True)
 def get_users(user_ids: list[UUID]) -> dict[UUID, UserDTO]:
     """Return the users among ``user_ids`` that exist, keyed by id."""
-    from apps.users import selectors
-
     return {
         user.id: UserDTO.from_model(user)
         for user in selectors.user_list().filter(id__in=user_ids)

@@ -3,7 +3,7 @@ from uuid import UUID
 from django.db.models import QuerySet
 
 from apps.gateway.interface import Principal
-from apps.users.interface import UserNotFound
+from apps.users.errors import UserNotFound
 from apps.users.models import RefreshTokenFamily, User
 
 

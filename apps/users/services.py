@@ -6,15 +6,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.errors import AuthenticationFailed, ErrorMessage, InvalidInput
+from apps.core.errors import ErrorMessage, InvalidInput
+from apps.core.validation import full_clean
 from apps.gateway.interface import Principal, user_tokens_revoke
-from apps.users.interface import EmailAlreadyRegistered
+from apps.users.errors import EmailAlreadyRegistered, InvalidCredentials
 from apps.users.models import RefreshTokenFamily, User, normalize_email
-
-
-class InvalidCredentials(AuthenticationFailed):
-    code = "invalid_credentials"
-    title = "Invalid credentials"
 
 
 def _validate(user: User, *, password: str | None = None) -> None:
@@ -25,9 +21,9 @@ def _validate(user: User, *, password: str | None = None) -> None:
     """
     errors: dict[str, list[str]] = {}
     try:
-        user.full_clean(exclude=["password"], validate_unique=False)
-    except ValidationError as exc:
-        errors.update(InvalidInput.from_validation_error(exc).errors)
+        full_clean(user, exclude=["password"])
+    except InvalidInput as exc:
+        errors.update(exc.errors)
     if password is not None:
         try:
             validate_password(password, user)

@@ -4,10 +4,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
+from apps.core.serializers import PageQuerySerializer
+from apps.core.views import ApiView
 from apps.users import selectors, services
 from apps.users.serializers import (
     JwksSerializer,
@@ -37,7 +38,7 @@ def _token_pair(refresh: RefreshToken) -> dict:
     }
 
 
-class PublicView(APIView):
+class PublicView(ApiView):
     """An endpoint that needs no credentials and ignores any sent.
 
     A stale Authorization header must not stop a login. DRF turns 401 into
@@ -65,7 +66,9 @@ class TokenView(PublicView):
         return response
 
 
-class UserCollectionView(APIView):
+class UserCollectionView(ApiView):
+    query_methods = frozenset({"get"})
+
     def get_permissions(self):
         if self.request.method == "POST":
             return [AllowAny()]
@@ -80,9 +83,13 @@ class UserCollectionView(APIView):
     @extend_schema(
         operation_id="users_list",
         summary="List users (staff only)",
+        parameters=[PageQuerySerializer],
         responses={200: paginated(UserSerializer), **problems(400, 401, 403)},
     )
     def get(self, request):
+        PageQuerySerializer(data=request.query_params.dict()).is_valid(
+            raise_exception=True
+        )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
         return paginator.get_paginated_response(UserSerializer(page, many=True).data)
@@ -106,7 +113,10 @@ class UserCollectionView(APIView):
         )
 
 
-class UserDetailView(APIView):
+class UserDetailView(ApiView):
+    # Deleting one's own account takes the current password in a body.
+    body_methods = frozenset({"put", "patch", "delete"})
+
     @extend_schema(
         operation_id="users_retrieve",
         summary="A user (themself, or anyone for staff)",
@@ -206,7 +216,8 @@ class LogoutView(PublicView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class LogoutAllView(APIView):
+class LogoutAllView(ApiView):
+    body_methods = frozenset()
     permission_classes = [IsAuthenticated]
 
     @extend_schema(

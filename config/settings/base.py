@@ -121,8 +121,8 @@ DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
 # ---------------------------------------------------------------------------
 # Cache and broker
 # ---------------------------------------------------------------------------
-_CACHE_URL = env.str("CACHE_URL", default="locmem://")
-CACHES = {"default": cache(_CACHE_URL)}
+_CACHE_URL = env.str("CACHE_URL", default="locmemcache://")
+CACHES = {"default": cache("CACHE_URL", default="locmemcache://")}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -227,11 +227,10 @@ SAGA_SANDBOX_SLOW_SECONDS = env.float("SAGA_SANDBOX_SLOW_SECONDS", default=3.0)
 RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", default=True)
 # Shared by every process: Redis (default: CACHE_URL's when it is Redis),
 # or memory:// (each process counts alone: make run).
-_cache_url = env.str("CACHE_URL", default="locmem://")
 RATELIMIT_STORAGE_URL = env.str(
     "RATELIMIT_STORAGE_URL",
-    default=_cache_url
-    if _cache_url.startswith(("redis://", "rediss://"))
+    default=_CACHE_URL
+    if _CACHE_URL.startswith(("redis://", "rediss://"))
     else "memory://",
 )
 RATELIMIT_KEY_PREFIX = env.str("RATELIMIT_KEY_PREFIX", default="ratelimit")

@@ -19,7 +19,7 @@ DATABASES = {
     "catalog": database("CATALOG_DATABASE_URL", pg_settings=CATALOG_PG_SETTINGS),
 }
 
-CACHES = {"default": cache(env.str("CACHE_URL"))}
+CACHES = {"default": cache("CACHE_URL")}
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 EVENTS_BROKER_URL = env.str("EVENTS_BROKER_URL", default=CELERY_BROKER_URL)
 

@@ -8,6 +8,7 @@ from apps.orders import services
 from apps.orders.errors import IdempotencyKeyReused
 from apps.orders.models import IdempotencyRecord, Order, OutboxEvent
 from apps.orders.tests.support import NOTHING, row_counts
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "orders", "catalog"])
 
@@ -116,7 +117,7 @@ def test_a_failed_placement_records_no_key_so_a_retry_can_succeed(
     short = place(
         customer, {"items": [{"product_id": "kettle", "quantity": 11}]}, key="k9"
     )
-    assert short.status_code == 409
+    assert_problem(short, 409, "insufficient_stock")
     assert row_counts() == NOTHING
 
     retried = place(

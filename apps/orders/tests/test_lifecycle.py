@@ -5,6 +5,7 @@ import pytest
 from apps.orders import interface, services
 from apps.orders.models import Order, OrderStatus, OutboxEvent
 from apps.orders.tests.support import ORDERS_URL
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "orders", "catalog"])
 
@@ -213,7 +214,7 @@ def test_a_cancel_reason_over_500_characters_is_a_400(customer, auth_client, ord
         f"{ORDERS_URL}/{order_id}/cancel", {"reason": "x" * 501}, format="json"
     )
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert response.json()["errors"][0]["field"] == "reason"
     assert Order.objects.get(pk=order_id).status == "pending"
 

@@ -4,6 +4,7 @@ import pytest
 
 from apps.orders import services
 from apps.orders.tests.support import ORDERS_URL
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "orders", "catalog"])
 
@@ -98,7 +99,7 @@ def test_staff_list_every_order_and_filter_by_user(
 def test_a_customer_may_not_filter_by_user(customer, make_user, auth_client):
     response = auth_client(customer).get(ORDERS_URL, {"user_id": str(make_user().id)})
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert response.json()["errors"][0]["field"] == "user_id"
 
 
@@ -152,9 +153,16 @@ def test_another_customers_order_is_404_not_403(
     assert response.json()["code"] == "order_not_found"
 
 
-@pytest.mark.parametrize("path", [str(uuid.uuid4()), "not-a-uuid", "12345"])
-def test_an_unknown_or_malformed_order_id_is_404(customer, auth_client, path):
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        (str(uuid.uuid4()), "order_not_found"),
+        # No order id at all: no such address.
+        ("not-a-uuid", "not_found"),
+        ("12345", "not_found"),
+    ],
+)
+def test_an_unknown_or_malformed_order_id_is_404(customer, auth_client, path, code):
     response = auth_client(customer).get(f"{ORDERS_URL}/{path}")
 
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/problem+json"
+    assert_problem(response, 404, code)

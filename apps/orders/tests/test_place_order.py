@@ -7,6 +7,7 @@ from apps.orders.errors import UserInactive
 from apps.orders.models import Order, OrderItem, OutboxEvent
 from apps.orders.serializers import OrderSerializer
 from apps.orders.tests.support import NOTHING, ORDERS_URL, row_counts
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "orders", "catalog"])
 
@@ -312,8 +313,7 @@ def test_a_deactivated_users_token_is_refused_and_nothing_is_written(
 
     response = client.post(ORDERS_URL, {"items": [LINE]}, format="json")
 
-    assert response.status_code == 401
-    assert response.json()["code"] == "token_not_valid"
+    assert_problem(response, 401, "token_not_valid")
     assert row_counts() == NOTHING
 
 

@@ -22,3 +22,12 @@ def make_product(db):
         return Product.objects.create(**values)
 
     return make
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    """The staff user, made superuser, logged in to the admin."""
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    return client

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.problems import assert_problem
+
 pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
 
 URL = "/api/v1/products"
@@ -88,7 +90,7 @@ def test_list_filters_and_orders(api_client, shelf, query, expected):
 def test_bad_list_parameters_are_400(api_client, shelf, query):
     response = api_client.get(f"{URL}?{query}")
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert response["Content-Type"] == "application/problem+json"
 
 
@@ -152,7 +154,7 @@ def test_hostile_queries_are_searched_literally(api_client, shelf, q):
 def test_missing_or_overlong_query_is_400(api_client, shelf, query):
     response = api_client.get(f"{URL}/search?{query}")
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
 
 
 def test_archived_products_are_not_found_by_search(api_client, shelf):

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 
 from apps.products.models import Product, StockAdjustment
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
 
@@ -43,7 +44,7 @@ def test_create_with_given_id_and_duplicate_is_409(staff, auth_client):
     again = client.post(URL, {**NEW, "id": "kettle-1"}, format="json")
 
     assert first.status_code == 201
-    assert again.status_code == 409
+    assert_problem(again, 409, "product_conflict")
     assert Product.objects.count() == 1
 
 
@@ -52,14 +53,14 @@ def test_anonymous_writes_are_401_and_customer_writes_403(
 ):
     product = make_product()
 
-    assert api_client.post(URL, NEW, format="json").status_code == 401
+    assert_problem(api_client.post(URL, NEW, format="json"), 401, "not_authenticated")
     client = auth_client(customer)
-    assert client.post(URL, NEW, format="json").status_code == 403
+    assert_problem(client.post(URL, NEW, format="json"), 403, "permission_denied")
     assert (
         client.patch(f"{URL}/{product.id}", {"stock": 0}, format="json").status_code
         == 403
     )
-    assert client.delete(f"{URL}/{product.id}").status_code == 403
+    assert_problem(client.delete(f"{URL}/{product.id}"), 403, "permission_denied")
     assert Product.objects.count() == 1
     product.refresh_from_db()
     assert product.stock == 10
@@ -95,7 +96,7 @@ def test_anonymous_writes_are_401_and_customer_writes_403(
 def test_bad_product_input_is_400_naming_the_field(staff, auth_client, change, field):
     response = auth_client(staff).post(URL, {**NEW, **change}, format="json")
 
-    assert response.status_code == 400, response.json()
+    assert_problem(response, 400, "validation_error")
     assert response["Content-Type"] == "application/problem+json"
     fields = {e["field"].split("[")[0].split(".")[0] for e in response.json()["errors"]}
     assert field in fields
@@ -274,8 +275,8 @@ def test_put_missing_fields_is_400_and_id_cannot_change(
     missing = client.put(f"{URL}/{product.id}", {"name": "only"}, format="json")
     renamed = client.patch(f"{URL}/{product.id}", {"id": "other"}, format="json")
 
-    assert missing.status_code == 400
-    assert renamed.status_code == 400
+    assert_problem(missing, 400, "validation_error")
+    assert_problem(renamed, 400, "validation_error")
     assert Product.objects.filter(pk=product.id).exists()
 
 
@@ -289,11 +290,11 @@ def test_archived_products_are_hidden_from_customers_but_kept(
 
     assert archived.status_code == 200
     assert archived.json()["is_archived"] is True
-    assert api_client.get(f"{URL}/{product.id}").status_code == 404
+    assert_problem(api_client.get(f"{URL}/{product.id}"), 404, "product_not_found")
     assert api_client.get(URL).json()["count"] == 0
     assert client.get(f"{URL}/{product.id}").status_code == 200
     assert client.get(f"{URL}?archived=true").json()["count"] == 1
-    assert api_client.get(f"{URL}?archived=true").status_code == 400
+    assert_problem(api_client.get(f"{URL}?archived=true"), 400, "validation_error")
     assert client.delete(f"{URL}/{product.id}/archive").json()["is_archived"] is False
 
 
@@ -314,7 +315,7 @@ def test_delete_with_open_reservation_is_409(staff, auth_client, make_product):
 
     response = auth_client(staff).delete(f"{URL}/{product.id}")
 
-    assert response.status_code == 409
+    assert_problem(response, 409, "product_conflict")
     assert Product.objects.filter(pk=product.id).exists()
 
 
@@ -338,8 +339,8 @@ def test_stock_adjustment_endpoint_records_reason(staff, auth_client, make_produ
 
     assert added.status_code == 201
     assert added.json()["stock"] == 10
-    assert too_many.status_code == 400
-    assert no_reason.status_code == 400
+    assert_problem(too_many, 400, "validation_error")
+    assert_problem(no_reason, 400, "validation_error")
     product.refresh_from_db()
     assert product.stock == 10
     assert list(

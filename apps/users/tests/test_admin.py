@@ -1,6 +1,7 @@
 import pytest
 
 from apps.users.models import User
+from tests.problems import assert_problem
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_operator_deactivates_a_user_who_then_cannot_log_in(
         {"email": "ada@example.com", "password": user.raw_password},
         format="json",
     )
-    assert login.status_code == 401
+    assert_problem(login, 401, "invalid_credentials")
 
 
 @pytest.mark.django_db

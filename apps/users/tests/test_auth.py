@@ -9,6 +9,8 @@ import jwt
 import pytest
 from django.conf import settings
 
+from tests.problems import assert_problem
+
 LOGIN = "/api/v1/users/login"
 REFRESH = "/api/v1/users/token/refresh"
 LOGOUT = "/api/v1/users/logout"
@@ -84,14 +86,14 @@ def test_inactive_user_cannot_log_in(api_client, customer):
         format="json",
     )
 
-    assert response.status_code == 401
+    assert_problem(response, 401, "invalid_credentials")
 
 
 @pytest.mark.django_db
 def test_login_bad_input_is_400(api_client):
     response = api_client.post(LOGIN, {"email": "x"}, format="json")
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     fields = {e["field"] for e in response.json()["errors"]}
     assert fields == {"email", "password"}
 
@@ -147,8 +149,8 @@ def test_a_refresh_token_replayed_after_logout_is_refused(
     second = _rotate(api_client, first).json()["refresh"]
     api_client.post(LOGOUT, {"refresh": second}, format="json")
 
-    assert _rotate(api_client, first).status_code == 401
-    assert _rotate(api_client, second).status_code == 401
+    assert_problem(_rotate(api_client, first), 401, "token_not_valid")
+    assert_problem(_rotate(api_client, second), 401, "token_not_valid")
 
 
 @pytest.mark.django_db
@@ -180,7 +182,7 @@ def test_logout_revokes_the_refresh_token(api_client, customer, auth_client):
     after = api_client.post(REFRESH, {"refresh": refresh}, format="json")
 
     assert logout.status_code == 204
-    assert after.status_code == 401
+    assert_problem(after, 401, "token_not_valid")
 
 
 @pytest.mark.django_db
@@ -189,7 +191,7 @@ def test_an_access_token_is_not_a_refresh_token(api_client, customer, auth_clien
 
     response = api_client.post(REFRESH, {"refresh": access}, format="json")
 
-    assert response.status_code == 401
+    assert_problem(response, 401, "token_not_valid")
 
 
 @pytest.mark.django_db
@@ -276,7 +278,7 @@ def test_token_of_a_deactivated_user_is_401(
         user_set_active(user_ids=[customer.id], is_active=False)
 
     response = client.get(f"/api/v1/users/{customer.id}")
-    assert response.status_code == 401
+    assert_problem(response, 401, "token_not_valid")
     assert response.json()["detail"] == "Token has been revoked"
 
 
@@ -318,7 +320,9 @@ def test_a_refresh_token_replayed_concurrently_works_only_once(customer, auth_cl
     assert sorted(r.status_code for r in responses) == [200, 401, 401, 401, 401, 401]
     # The replays revoked the family, the winner's new token with it.
     (winner,) = [r for r in responses if r.status_code == 200]
-    assert _rotate(APIClient(), winner.json()["refresh"]).status_code == 401
+    assert_problem(
+        _rotate(APIClient(), winner.json()["refresh"]), 401, "token_not_valid"
+    )
 
 
 @pytest.mark.django_db

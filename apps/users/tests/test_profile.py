@@ -3,6 +3,7 @@ import uuid
 import pytest
 
 from apps.users.models import User
+from tests.problems import assert_problem
 
 
 def url(user_id) -> str:
@@ -47,7 +48,7 @@ def test_staff_reads_anyone(customer, staff, auth_client):
 def test_non_uuid_id_is_a_problem_404(customer, auth_client):
     response = auth_client(customer).get("/api/v1/users/not-a-uuid")
 
-    assert response.status_code == 404
+    assert_problem(response, 404, "not_found")
     assert response["Content-Type"] == "application/problem+json"
 
 
@@ -63,14 +64,14 @@ def test_list_is_staff_only_and_paginated(
     page = auth_client(staff).get("/api/v1/users?page_size=2&page=2")
     too_big = auth_client(staff).get("/api/v1/users?page_size=1000")
 
-    assert anonymous.status_code == 401
-    assert as_customer.status_code == 403
+    assert_problem(anonymous, 401, "not_authenticated")
+    assert_problem(as_customer, 403, "permission_denied")
     assert page.status_code == 200
     body = page.json()
     assert body["count"] == 5
     assert len(body["results"]) == 2
     assert body["next"] and body["previous"]
-    assert too_big.status_code == 400
+    assert_problem(too_big, 400, "validation_error")
     assert too_big.json()["errors"][0]["field"] == "page_size"
 
 
@@ -83,7 +84,7 @@ def test_patch_changes_name_and_put_needs_every_field(customer, auth_client):
 
     assert patched.status_code == 200
     assert patched.json()["name"] == "Ada King"
-    assert put_missing.status_code == 400
+    assert_problem(put_missing, 400, "validation_error")
     customer.refresh_from_db()
     assert customer.name == "Ada King"
 
@@ -126,7 +127,7 @@ def test_changing_email_to_a_taken_one_is_409(customer, make_user, auth_client):
 def test_nobody_sets_privileges_or_ids_through_the_api(staff, auth_client, field):
     response = auth_client(staff).patch(url(staff.id), {field: True}, format="json")
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert response.json()["errors"][0]["field"] == field
     staff.refresh_from_db()
     assert staff.is_superuser is False
@@ -153,7 +154,8 @@ def test_password_change_needs_the_current_password(customer, auth_client):
         format="json",
     )
 
-    assert missing.status_code == wrong.status_code == 400
+    assert_problem(missing, 400, "validation_error")
+    assert_problem(wrong, 400, "validation_error")
     assert _errors(missing) == [("current_password", "required")]
     assert _errors(wrong) == [("current_password", "password_incorrect")]
     customer.refresh_from_db()
@@ -179,11 +181,11 @@ def test_password_change_revokes_earlier_tokens(
         )
 
     assert changed.status_code == 200
-    assert client.get(url(customer.id)).status_code == 401
+    assert_problem(client.get(url(customer.id)), 401, "password_changed")
     refresh = api_client.post(
         "/api/v1/users/token/refresh", {"refresh": old_refresh}, format="json"
     )
-    assert refresh.status_code == 401
+    assert_problem(refresh, 401, "token_not_valid")
     login = api_client.post(
         "/api/v1/users/login",
         {"email": customer.email, "password": "brand-new-pass-77"},
@@ -219,7 +221,7 @@ def test_user_deletes_own_account_and_its_token_stops_working(
 
     assert deleted.status_code == 204
     assert not User.objects.filter(id=customer.id).exists()
-    assert client.get(url(customer.id)).status_code == 401
+    assert_problem(client.get(url(customer.id)), 401, "user_not_found")
 
 
 @pytest.mark.django_db
@@ -228,7 +230,7 @@ def test_customer_cannot_delete_someone_else(customer, make_user, auth_client):
 
     response = auth_client(customer).delete(url(other.id))
 
-    assert response.status_code == 404
+    assert_problem(response, 404, "user_not_found")
     assert User.objects.filter(id=other.id).exists()
 
 
@@ -259,7 +261,8 @@ def test_email_change_needs_the_current_password(customer, auth_client):
         format="json",
     )
 
-    assert missing.status_code == wrong.status_code == 400
+    assert_problem(missing, 400, "validation_error")
+    assert_problem(wrong, 400, "validation_error")
     assert _errors(missing) == [("current_password", "required")]
     assert _errors(wrong) == [("current_password", "password_incorrect")]
     assert email_before == "customer@example.com"
@@ -278,7 +281,7 @@ def test_email_change_asks_the_password_before_telling_the_email_is_taken(
         url(customer.id), {"email": "taken@example.com"}, format="json"
     )
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert _errors(response) == [("current_password", "required")]
 
 
@@ -304,10 +307,11 @@ def test_deleting_ones_own_account_needs_the_current_password(customer, auth_cli
     )
     unknown_field = client.delete(url(customer.id), {"password": "x"}, format="json")
 
-    assert missing.status_code == wrong.status_code == 400
+    assert_problem(missing, 400, "validation_error")
+    assert_problem(wrong, 400, "validation_error")
     assert _errors(missing) == [("current_password", "required")]
     assert _errors(wrong) == [("current_password", "password_incorrect")]
-    assert unknown_field.status_code == 400
+    assert_problem(unknown_field, 400, "validation_error")
     assert User.objects.filter(id=customer.id).exists()
 
 
@@ -331,7 +335,8 @@ def test_staff_still_need_their_own_password_for_their_own_account(staff, auth_c
     email = client.patch(url(staff.id), {"email": "me@example.com"}, format="json")
     delete = client.delete(url(staff.id))
 
-    assert email.status_code == delete.status_code == 400
+    assert_problem(email, 400, "validation_error")
+    assert_problem(delete, 400, "validation_error")
     assert _errors(email) == _errors(delete) == [("current_password", "required")]
 
 
@@ -343,7 +348,7 @@ def test_staff_cannot_set_someone_elses_password(customer, staff, auth_client):
         url(customer.id), {"password": "brand-new-pass-77"}, format="json"
     )
 
-    assert response.status_code == 400
+    assert_problem(response, 400, "validation_error")
     assert _errors(response) == [("current_password", "required")]
     customer.refresh_from_db()
     assert customer.check_password(customer.raw_password)

@@ -151,3 +151,46 @@ def test_a_rejected_password_names_the_rule_in_its_code(api_client, password, co
         {"field": error["field"], "code": error["code"]} for error in body["errors"]
     ]
     assert User.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_of_one_email_create_one_user(monkeypatch):
+    """Five registrations of one email (threads, each its own PostgreSQL
+    connection) all pass the look-up before any saves: the database's
+    unique index decides, one 201 and four 409 email_taken, one user."""
+    import threading
+
+    from django.db import connections
+    from rest_framework.test import APIClient
+
+    clients = 5
+    all_looked_up = threading.Barrier(clients, timeout=30)
+    set_password = User.set_password
+
+    def set_password_after_every_look_up(user, raw_password):
+        all_looked_up.wait()
+        set_password(user, raw_password)
+
+    monkeypatch.setattr(User, "set_password", set_password_after_every_look_up)
+    responses = []
+
+    def register(n: int) -> None:
+        try:
+            spelling = VALID["email"].upper() if n % 2 else VALID["email"]
+            responses.append(
+                APIClient().post(URL, {**VALID, "email": spelling}, format="json")
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {
+        "email_taken"
+    }
+    assert User.objects.filter(email="new.person@example.com").count() == 1
