@@ -58,10 +58,13 @@ def test_cache_urls_are_read_by_django_environ_with_short_redis_timeouts(
     monkeypatch.delenv("SOME_CACHE_URL")
     memory = cache("SOME_CACHE_URL", default="locmemcache://")
 
+    # Django's backends, as instrumented for Prometheus (ADR 0023).
     assert redis == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "apps.core.cache_backends.RedisCache",
         "LOCATION": "rediss://cache.example.com:6380/2",
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
     assert patient["OPTIONS"]["socket_timeout"] == 9
-    assert memory["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert memory["BACKEND"] == "apps.core.cache_backends.LocMemCache"
+    monkeypatch.setenv("SOME_CACHE_URL", "locmem://")  # the earlier name
+    assert cache("SOME_CACHE_URL") == memory

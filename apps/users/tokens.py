@@ -33,7 +33,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from apps.users import selectors, services
-from apps.users.interface import UserNotFound
+from apps.users.errors import UserNotFound
 from apps.users.models import RefreshTokenFamily
 
 logger = logging.getLogger(__name__)
