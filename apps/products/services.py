@@ -57,6 +57,8 @@ def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Pr
             _record_adjustment(
                 product, product.stock, "initial stock", actor_id, actor_email
             )
+        # Nothing is cached for a missing id; a deleted one was forgotten.
+        db.changed(product.pk)
     return product
 
 
@@ -82,10 +84,12 @@ def product_update(
         for name, value in changes.items():
             setattr(product, name, value)
         full_clean(product)
-        touched = db.touched()
-        written = Product.objects.filter(pk=product.pk, version=product.version).update(
-            **{name: getattr(product, name) for name in PRODUCT_FIELDS}, **touched
-        )
+        with db.touched(product.pk) as touched:
+            written = Product.objects.filter(
+                pk=product.pk, version=product.version
+            ).update(
+                **{name: getattr(product, name) for name in PRODUCT_FIELDS}, **touched
+            )
         if not written:
             raise ProductChanged("The product changed while it was being updated.")
         if product.stock != old_stock:
@@ -103,9 +107,9 @@ def product_update(
 
 
 def product_set_archived(*, product_id: str, archived: bool) -> Product:
-    with db.atomic():
+    with db.atomic(), db.touched(product_id) as touched:
         if not Product.objects.filter(pk=product_id).update(
-            is_archived=archived, **db.touched()
+            is_archived=archived, **touched
         ):
             raise ProductNotFound(f"No product with id {product_id}.")
     return _get(product_id)
@@ -126,9 +130,10 @@ def product_delete(*, product_id: str, expected_revision: str | None = None) -> 
                 "The product has open reservations; archive it instead.",
                 reason="open_reservations",
             )
-        deleted, _ = Product.objects.filter(
-            pk=product_id, version=product.version, incarnation=product.incarnation
-        ).delete()
+        with db.touched(product_id):
+            deleted, _ = Product.objects.filter(
+                pk=product_id, version=product.version, incarnation=product.incarnation
+            ).delete()
         if not deleted:
             # Stock moved (a reservation, say) between the check and now.
             raise ProductConflict("The product changed while it was being deleted.")
@@ -169,7 +174,9 @@ def stock_adjust(
             stock__gte=max(-delta, 0),
             stock__lte=MAX_STOCK - max(delta, 0),
         )
-        if not updated.update(stock=F("stock") + delta, **db.touched()):
+        with db.touched(product_id) as touched:
+            written = updated.update(stock=F("stock") + delta, **touched)
+        if not written:
             product.refresh_from_db(fields=["stock"])
             raise InvalidInput(
                 {

@@ -1,18 +1,21 @@
 import re
 
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import PreconditionFailed
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
-from apps.products import search, selectors, services
+from apps.products import cache, search, selectors, services
+from apps.products.errors import ProductNotFound
 from apps.products.selectors import ATTRIBUTE_KEY, ProductFilters
 from apps.products.serializers import (
     ProductQuerySerializer,
@@ -194,6 +197,20 @@ class ProductSearchView(APIView):
         return _page(request, self, ranked_ids, load=selectors.products_in_order)
 
 
+_RENDERER = JSONRenderer()
+
+
+def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
+    """A product's detail response, as the cache keeps it: the JSON body,
+    the ETag, and whether it is archived (shown to staff only)."""
+    try:
+        product = selectors.product_get(product_id=product_id, include_archived=True)
+    except ProductNotFound:
+        return None
+    body = _RENDERER.render(product_representation(product))
+    return body, _etag(product), product.is_archived
+
+
 class ProductDetailView(APIView):
     permission_classes = [ReadOrStaffWrite]
 
@@ -204,11 +221,15 @@ class ProductDetailView(APIView):
         auth=[],
     )
     def get(self, request, product_id):
-        product = selectors.product_get(
-            product_id=product_id, include_archived=_is_staff(request)
-        )
+        # Body, ETag and archived flag from one cache round trip (ADR 0026);
         # ConditionalGetMiddleware answers If-None-Match with 304.
-        return _with_etag(Response(product_representation(product)), product)
+        found = cache.cached(product_id, lambda: _detail(product_id))
+        if found is None or (found[2] and not _is_staff(request)):
+            raise ProductNotFound(f"No product with id {product_id}.")
+        body, etag, _ = found
+        return HttpResponse(
+            body, content_type="application/json", headers={"ETag": etag}
+        )
 
     @extend_schema(
         operation_id="products_replace",

@@ -108,6 +108,10 @@ DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
 # Cache and broker
 # ---------------------------------------------------------------------------
 CACHES = {"default": cache(env.str("CACHE_URL", default="locmem://"))}
+# Product detail responses are cached under generation tokens that every
+# write of the product kills (ADR 0026): never stale, so the timeout only
+# bounds memory. 0 turns the cache off.
+CATALOG_PRODUCT_CACHE_SECONDS = env.int("CATALOG_PRODUCT_CACHE_SECONDS", default=3600)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
