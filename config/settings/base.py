@@ -53,14 +53,24 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # ADMIN_ONLY_MIDDLEWARE, skipped for the API and the probes.
+    "apps.core.middleware.AdminOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.ProblemDetailsMiddleware",
 ]
+# What the admin's HTML pages need and bearer-token clients do not, in
+# order; AdminOnlyMiddleware runs them except under these prefixes.
+ADMIN_ONLY_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ADMIN_ONLY_SKIP_PREFIXES = ["/api/", "/health/", "/metrics", "/.well-known/"]
+# The admin's and Django's checks look for these four in MIDDLEWARE by
+# name; apps.core.checks checks them in ADMIN_ONLY_MIDDLEWARE instead.
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "security.W003"]
 
 TEMPLATES = [
     {
