@@ -31,7 +31,9 @@ def seen_by_the_view(path: str) -> dict:
     "path", ["/api/v1/products", "/health/live", "/metrics", "/.well-known/jwks.json"]
 )
 def test_api_and_probe_requests_skip_them(path):
-    assert seen_by_the_view(path) == {"session": False, "user": False, "messages": False}
+    seen = seen_by_the_view(path)
+
+    assert seen == {"session": False, "user": False, "messages": False}
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/login/", "/"])
