@@ -5,10 +5,11 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from apps.core.errors import PreconditionFailed
@@ -128,13 +129,44 @@ _LIST_PARAMETERS = [
 
 
 def _page(request, view, items, load=None) -> Response:
-    """A page of products; ``load`` turns a page of ``items`` (ids, say)
-    into products."""
+    """A page of a list of ``items`` (ids, say), which ``load`` turns into
+    products: the search path with typo matches."""
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(items, request, view=view)
     products = load(page) if load else page
-    return paginator.get_paginated_response(
+    response = paginator.get_paginated_response(
         [product_representation(p) for p in products]
+    )
+    response.data["count_capped"] = len(items) >= search.SEARCH_LIMIT
+    return response
+
+
+def _page_of(request, values, queryset, order, limit=None) -> Response:
+    """A page of ``queryset`` from one query, its count capped
+    (``selectors.product_page``); answers as PageNumberPagination does."""
+    size = PageNumberPagination().get_page_size(request)
+    number = values.get("page", 1)
+    page = selectors.product_page(
+        queryset, order=order, offset=(number - 1) * size, size=size, limit=limit
+    )
+    if number > 1 and not page.products:
+        raise NotFound("Invalid page.")
+    url = request.build_absolute_uri()
+    following = number * size < page.count or page.capped
+    if number <= 1:
+        previous = None
+    elif number == 2:
+        previous = remove_query_param(url, "page")
+    else:
+        previous = replace_query_param(url, "page", number - 1)
+    return Response(
+        {
+            "count": page.count,
+            "count_capped": page.capped,
+            "next": replace_query_param(url, "page", number + 1) if following else None,
+            "previous": previous,
+            "results": [product_representation(p) for p in page.products],
+        }
     )
 
 
@@ -145,15 +177,14 @@ class ProductCollectionView(APIView):
         operation_id="products_list",
         summary="List products with filters, ordering and pagination",
         parameters=_LIST_PARAMETERS,
-        responses={200: paginated(ProductSerializer), **problems(400)},
+        responses={200: paginated(ProductSerializer, capped=True), **problems(400)},
         auth=[],
     )
     def get(self, request):
         filters, values = _parse_query(request, ProductQuerySerializer)
-        queryset = selectors.product_list(
-            filters=filters, ordering=values.get("ordering", "newest")
-        )
-        return _page(request, self, queryset)
+        ordering = values.get("ordering", "newest")
+        queryset = selectors.products_filtered(filters)
+        return _page_of(request, values, queryset, selectors.ORDERINGS[ordering])
 
     @extend_schema(
         operation_id="products_create",
@@ -186,11 +217,23 @@ class ProductSearchView(APIView):
             OpenApiParameter("q", str, required=True, description="1-200 chars"),
             *_LIST_PARAMETERS,
         ],
-        responses={200: paginated(ProductSerializer), **problems(400)},
+        responses={200: paginated(ProductSerializer, capped=True), **problems(400)},
         auth=[],
     )
     def get(self, request):
         filters, values = _parse_query(request, SearchQuerySerializer)
+        terms = search.search_terms(values["q"])
+        if terms and search.pages_in_one_query():
+            # The words' matches, one query; the typo fallback only when
+            # they are too few.
+            queryset, order = search.word_matches(
+                terms, filters, values.get("ordering")
+            )
+            response = _page_of(
+                request, values, queryset, order, limit=search.SEARCH_LIMIT
+            )
+            if response.data["count"] >= search.TYPO_FALLBACK_BELOW:
+                return response
         ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )
