@@ -62,7 +62,7 @@ def cache(url: str) -> dict:
     """Return a CACHES entry: ``redis://`` uses Django's Redis backend."""
     if url.startswith(("redis://", "rediss://")):
         return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
