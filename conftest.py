@@ -4,6 +4,16 @@ import pytest
 from rest_framework.test import APIClient
 
 
+@pytest.fixture(autouse=True)
+def _fresh_product_cache():
+    """Each test starts with no cached product (ADR 0026): tests roll their
+    rows back, and create them through the ORM, which no production write
+    does, so an entry of an earlier test could match a later one's ids."""
+    from apps.products.cache import forget_all
+
+    forget_all()
+
+
 @pytest.fixture
 def api_client():
     return APIClient()

@@ -84,15 +84,18 @@ def main(argv=None) -> int:
             if "all" not in drop and not any(p in m.lower() for p in drop)
         ]
     print(f"middleware: {len(settings.MIDDLEWARE)} {settings.MIDDLEWARE}")
-    app = WSGIHandler()
+    from bench import wsgi as bench_wsgi  # /bench/bare beside the app
+
+    bench_wsgi.django_application = WSGIHandler()
+    app = bench_wsgi.application
     if opts.no_conn_health_checks:
         connection.settings_dict["CONN_HEALTH_CHECKS"] = False
 
-    def send(method, path, body=b"", token=None, expect=200, headers=()):
+    def send(method, path, body=b"", token=None, expect=200, headers=(), query=""):
         environ = {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
-            "QUERY_STRING": "",
+            "QUERY_STRING": query,
             "SERVER_NAME": run.HOST,
             "SERVER_PORT": "8000",
             "SERVER_PROTOCOL": "HTTP/1.1",
@@ -147,8 +150,46 @@ def main(argv=None) -> int:
         key = ("Idempotency-Key", uuid.uuid4().hex)
         send("POST", "/api/v1/orders", body, access, 201, headers=[key])
 
+    detail_ids = [f"/api/v1/products/demo-{n * 10:07d}" for n in range(1, 1001)]
+    cycle = {"i": 0}
+
+    def product_detail():
+        cycle["i"] = (cycle["i"] + 1) % len(detail_ids)
+        send("GET", detail_ids[cycle["i"]])
+
+    def catalog(path, query):
+        def call():
+            send("GET", path, query=query)
+
+        return call
+
     paths = [
+        ("GET /bench/bare", lambda: send("GET", "/bench/bare"), opts.requests),
         ("GET /health/live", health, opts.requests),
+        (
+            "GET /api/v1/products/{id} (1,000 ids cycled, cached)",
+            product_detail,
+            opts.requests,
+        ),
+        (
+            "GET /api/v1/products (filters)",
+            catalog(
+                "/api/v1/products",
+                "category=Kitchen&min_price=20&max_price=500&in_stock=true"
+                "&ordering=price",
+            ),
+            opts.requests // 10,
+        ),
+        (
+            "GET /api/v1/products/search?q=coffee+grinder",
+            catalog("/api/v1/products/search", "q=coffee+grinder"),
+            opts.requests // 10,
+        ),
+        (
+            "GET /api/v1/products/search?q=ketle&category=Kitchen (typo)",
+            catalog("/api/v1/products/search", "q=ketle&category=Kitchen"),
+            opts.requests // 20,
+        ),
         ("GET /api/v1/users/{id} (JWT)", get_user, opts.requests),
         ("POST /api/v1/users/login", login, opts.logins),
         ("POST /api/v1/orders (1-3 lines, Idempotency-Key)", place_order, opts.orders),
@@ -157,6 +198,9 @@ def main(argv=None) -> int:
         if opts.only not in name:
             continue
         call()  # warm: connection opened, caches filled
+        if "cached" in name:
+            for _ in detail_ids:
+                call()  # every id of the cycle in the cache
         with ExitStack() as stack:
             captures = {
                 alias: stack.enter_context(CaptureQueriesContext(connections[alias]))

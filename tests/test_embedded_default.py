@@ -19,6 +19,7 @@ for name, path in [
     ("accented", "/api/v1/products/search?q=CAF%C3%89&page_size=5"),
     ("typo", "/api/v1/products/search?q=cofee+grinder&in_stock=true&page_size=5"),
     ("ordered", "/api/v1/products?ordering=best_selling&page_size=3"),
+    ("stop_words", "/api/v1/products/search?q=the+and+of+%3F%21"),
     ("ready", "/health/ready"),
 ]:
     r = c.get(path, HTTP_HOST="127.0.0.1")
@@ -35,6 +36,10 @@ auth = {
     "HTTP_HOST": "127.0.0.1",
 }
 product = out["search"][1]["results"][0]
+# Read twice (the cache filled), then changed by the order's saga.
+for _ in range(2):
+    before = c.get("/api/v1/products/" + product["id"], HTTP_HOST="127.0.0.1")
+out["product_before"] = [before.status_code, before.json()]
 placed = c.post(
     "/api/v1/orders",
     {"items": [{"product_id": product["id"], "quantity": 2}]},
@@ -109,7 +114,10 @@ def test_make_run_setup_serves_catalog_login_and_orders_on_sqlite(tmp_path):
     order = result["order"][1]
     assert order["status"] == "confirmed"
     assert [h["to_status"] for h in order["history"]] == ["pending", "confirmed"]
-    before = result["search"][1]["results"][0]
+    assert result["stop_words"][1]["count"] == 0
+    assert result["stop_words"][1]["results"] == []
+    before = result["product_before"][1]
+    assert before == result["search"][1]["results"][0]
     after = result["product_after"][1]
     assert after["stock"] == before["stock"] - 2
     assert after["sold_count"] == before["sold_count"] + 2

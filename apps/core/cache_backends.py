@@ -9,13 +9,15 @@ the default for a cached falsy value; these count the same metrics and
 return what Django's backends return.
 """
 
-from django.core.cache.backends import locmem, redis
+from django.core.cache.backends import locmem
 from django_prometheus.cache.metrics import (
     django_cache_get_fail_total,
     django_cache_get_total,
     django_cache_hits_total,
     django_cache_misses_total,
 )
+
+from apps.core import cache
 
 _MISSING = object()
 
@@ -34,7 +36,9 @@ def _counted_get(backend: str, get, key, default, version):
     return value
 
 
-class RedisCache(redis.RedisCache):
+class RedisCache(cache.RedisCache):
+    """Counted, with one redis client per connection pool (apps/core/cache.py)."""
+
     def get(self, key, default=None, version=None):
         return _counted_get("redis", super().get, key, default, version)
 

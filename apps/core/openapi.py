@@ -28,16 +28,24 @@ def problems(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 @cache
-def paginated(item_serializer: type[serializers.Serializer]) -> type:
-    """The documented shape of a page (PageNumberPagination) of items."""
+def paginated(
+    item_serializer: type[serializers.Serializer], *, capped: bool = False
+) -> type:
+    """The documented shape of a page (PageNumberPagination) of items;
+    ``capped``: with ``count_capped`` (counts stop at a cap)."""
     name = item_serializer.__name__.removesuffix("Serializer")
-    return type(
-        f"Paginated{name}List",
-        (serializers.Serializer,),
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item_serializer(many=True),
-        },
-    )
+    fields = {
+        "count": serializers.IntegerField(
+            help_text="Matches; exact unless count_capped." if capped else ""
+        ),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": item_serializer(many=True),
+    }
+    if capped:
+        fields["count_capped"] = serializers.BooleanField(
+            help_text="True when more than `count` match: counting stops at "
+            "1,000 (or at the end of the page asked for), and search answers "
+            "at most 1,000."
+        )
+    return type(f"Paginated{name}List", (serializers.Serializer,), fields)

@@ -214,11 +214,12 @@ def _make(reservation: StockReservation) -> StockReservation:
 
 
 def _take(line: dict[str, Any]) -> bool:
-    return bool(
-        Product.objects.filter(
-            pk=line["product_id"], is_archived=False, stock__gte=line["quantity"]
-        ).update(stock=F("stock") - line["quantity"], **db.touched())
-    )
+    with db.touched(line["product_id"]) as touched:
+        return bool(
+            Product.objects.filter(
+                pk=line["product_id"], is_archived=False, stock__gte=line["quantity"]
+            ).update(stock=F("stock") - line["quantity"], **touched)
+        )
 
 
 def _abandon(reservation: StockReservation) -> bool:
@@ -264,12 +265,13 @@ def _give_back_line(line: dict[str, Any], *, unsold: bool = False) -> None:
     """Put a line's quantity back in stock; ``unsold``: off the sold count
     too (never below zero)."""
     product = Product.objects.filter(pk=line["product_id"])
-    back = {"stock": F("stock") + line["quantity"], **db.touched()}
-    if unsold and product.filter(sold_count__gte=line["quantity"]).update(
-        sold_count=F("sold_count") - line["quantity"], **back
-    ):
-        return
-    product.update(**back)
+    with db.touched(line["product_id"]) as touched:
+        back = {"stock": F("stock") + line["quantity"], **touched}
+        if unsold and product.filter(sold_count__gte=line["quantity"]).update(
+            sold_count=F("sold_count") - line["quantity"], **back
+        ):
+            return
+        product.update(**back)
 
 
 def _give_back(reservation: StockReservation, *, only=None) -> None:
@@ -297,9 +299,10 @@ def stock_commit(*, order_ref: str) -> StockReservation:
         if _follow(reservation, ON_COMMIT):
             # Best-selling counts move with the sale, not with an event.
             for line in reservation.items:
-                Product.objects.filter(pk=line["product_id"]).update(
-                    sold_count=F("sold_count") + line["quantity"], **db.touched()
-                )
+                with db.touched(line["product_id"]) as touched:
+                    Product.objects.filter(pk=line["product_id"]).update(
+                        sold_count=F("sold_count") + line["quantity"], **touched
+                    )
         return reservation
 
 

@@ -47,9 +47,25 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Words too common to tell products apart: every description has some. A
+# query of these alone finds nothing (not every product, nor the typo
+# fallback's guesses at them).
+STOP_WORDS = frozenset(
+    "a an and are as at be by for from has in into is it its of on or our so "
+    "than that the their this to was with".split()
+)
+
+
 def search_terms(query: str) -> list[str]:
-    """The words of a query, folded; punctuation and operators dropped."""
-    return re.findall(r"\w+", fold(query))[:10]
+    """The words of a query, folded, without stop words; punctuation,
+    symbols and operators dropped (a word is letters and digits), and so
+    are lone letters (as prefixes they match nearly everything)."""
+    words = re.findall(r"[^\W_]+", fold(query))
+    return [
+        word
+        for word in words
+        if word not in STOP_WORDS and (len(word) > 1 or word.isdigit())
+    ][:10]
 
 
 @lru_cache(maxsize=4096)
@@ -153,11 +169,39 @@ def product_search(
     return _search_sqlite(terms, filters, order)
 
 
+def pages_in_one_query() -> bool:
+    """Whether ``word_matches`` serves this engine (SQL engines)."""
+    return _vendor() != "mongodb"
+
+
+def word_matches(
+    terms: list[str], filters: ProductFilters, ordering: str | None = None
+) -> tuple[QuerySet[Product], tuple[str, ...]]:
+    """SQL engines: the products every word of ``terms`` matches (with a
+    ``score``), and the order to list them in; no typo tolerance. For a
+    page read in one query (``selectors.product_page``)."""
+    order = ORDERINGS[ordering] if ordering else ("-score", "id")
+    if _vendor() == "postgresql":
+        return _pg_word_matches(terms, filters), order
+    return _search_folded(products_filtered(filters), terms), order
+
+
 def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list[str]:
+    found = list(
+        _pg_word_matches(terms, filters)
+        .order_by(*order)
+        .values_list("id", flat=True)[:SEARCH_LIMIT]
+    )
+    if len(found) >= TYPO_FALLBACK_BELOW:
+        return found
+    return _merge(found, _typo_matches(terms, filters, order), order)
+
+
+def _pg_word_matches(terms: list[str], filters: ProductFilters) -> QuerySet:
     # Every word must match, each as a prefix ("lapt" finds "laptop"), in the
     # weighted document (GIN index on the generated column).
     tsquery = " & ".join(f"{term}:*" for term in terms)
-    found = list(
+    return (
         products_filtered(filters)
         .annotate(
             # Constant SQL; the query's words are bound parameters.
@@ -174,12 +218,7 @@ def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list
             ),
         )
         .filter(matched=True)
-        .order_by(*order)
-        .values_list("id", flat=True)[:SEARCH_LIMIT]
     )
-    if len(found) >= TYPO_FALLBACK_BELOW:
-        return found
-    return _merge(found, _typo_matches(terms, filters, order), order)
 
 
 def _merge(found: list[str], typos: list[str], order) -> list[str]:

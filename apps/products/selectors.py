@@ -14,11 +14,13 @@ from decimal import Decimal
 
 from django.db import connections
 from django.db.models import (
+    F,
     Q,
     QuerySet,
     TextField,
+    Window,
 )
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, RowNumber
 
 from apps.products.errors import ProductNotFound
 from apps.products.models import Product
@@ -129,3 +131,78 @@ def products_in_order(product_ids: list[str]) -> list[Product]:
     """The products with these ids, in the order given (missing ones left out)."""
     found = Product.objects.in_bulk(product_ids)
     return [found[pk] for pk in product_ids if pk in found]
+
+
+# Lists count their matches exactly up to this many; past it the count is
+# capped (``count_capped``: there are more) instead of a COUNT over every
+# match.
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    products: list[Product]
+    # Matches counted: exact, or COUNT_CAP (or more, on deep pages) when
+    # ``capped``, which says that more match than ``count``.
+    count: int
+    capped: bool
+
+
+def product_page(
+    queryset: QuerySet[Product],
+    *,
+    order: tuple[str, ...],
+    offset: int,
+    size: int,
+    limit: int | None = None,
+) -> Page:
+    """One page of ``queryset`` in ``order``, with its matches counted up
+    to COUNT_CAP (or to the end of the page, if deeper), and never past
+    ``limit``.
+
+    SQL engines answer in one query: the matching ids, numbered in order
+    and stopped after what is counted (an index read in order), joined to
+    the rows of the page only. MongoDB reads the ids, then the page.
+    """
+    scan = max(COUNT_CAP, offset + size)
+    if limit is not None:
+        scan = min(scan, limit)
+    alias = queryset.db
+    connection = connections[alias]
+    if connection.vendor == "mongodb":  # pragma: no cover - MONGODB_URI
+        ids = list(queryset.order_by(*order).values_list("id", flat=True)[: scan + 1])
+        products = products_in_order(ids[offset : offset + size])
+        return Page(products, min(len(ids), scan), len(ids) > scan)
+    numbered = (
+        queryset.annotate(
+            row_n=Window(
+                RowNumber(),
+                order_by=[
+                    F(name[1:]).desc() if name.startswith("-") else F(name).asc()
+                    for name in order
+                ],
+            )
+        )
+        .order_by(*order)
+        .values_list("id", "row_n")[: scan + 1]
+    )
+    matches_sql, params = numbered.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        f"p.{quote(field.column)} AS {quote(field.column)}"
+        for field in Product._meta.concrete_fields
+    )
+    # Constant SQL around Django's own compiled query; values are bound.
+    table = quote(Product._meta.db_table)
+    sql = (
+        f"WITH m AS ({matches_sql}) "  # noqa: S608
+        f"SELECT c.match_count, m.row_n, {columns} "
+        "FROM (SELECT COUNT(*) AS match_count FROM m) c "
+        f"LEFT JOIN (m INNER JOIN {table} p "
+        "ON p.id = m.id AND m.row_n > %s AND m.row_n <= %s) ON 1 = 1 "
+        "ORDER BY m.row_n"
+    )
+    rows = list(Product.objects.using(alias).raw(sql, (*params, offset, offset + size)))
+    matched = rows[0].match_count if rows else 0
+    products = [row for row in rows if row.pk is not None]
+    return Page(products, min(matched, scan), matched > scan)

@@ -66,6 +66,8 @@ def product_create(*, actor_id: str = "", actor_email: str = "", **fields) -> Pr
             _record_adjustment(
                 product, product.stock, "initial stock", actor_id, actor_email
             )
+        # Nothing is cached for a missing id; a deleted one was forgotten.
+        db.changed(product.pk)
     return product
 
 
@@ -92,10 +94,12 @@ def product_update(
         for name, value in changes.items():
             setattr(product, name, value)
         full_clean(product)
-        touched = db.touched()
-        written = Product.objects.filter(pk=product.pk, version=product.version).update(
-            **{name: getattr(product, name) for name in PRODUCT_FIELDS}, **touched
-        )
+        with db.touched(product.pk) as touched:
+            written = Product.objects.filter(
+                pk=product.pk, version=product.version
+            ).update(
+                **{name: getattr(product, name) for name in PRODUCT_FIELDS}, **touched
+            )
         if not written:
             raise ProductChanged("The product changed while it was being updated.")
         if product.stock != old_stock:
@@ -118,9 +122,11 @@ def product_set_archived(
     with db.atomic():
         product = _get(product_id)
         _check_revision(product, expected_revisions)
-        if not Product.objects.filter(pk=product_id, version=product.version).update(
-            is_archived=archived, **db.touched()
-        ):
+        with db.touched(product_id) as touched:
+            written = Product.objects.filter(
+                pk=product_id, version=product.version
+            ).update(is_archived=archived, **touched)
+        if not written:
             raise ProductChanged("The product changed while it was being archived.")
     return _get(product_id)
 
@@ -140,9 +146,10 @@ def product_delete(*, product_id: str, expected_revisions: Revisions = None) -> 
                 "The product has open reservations; archive it instead.",
                 reason="open_reservations",
             )
-        deleted, _ = Product.objects.filter(
-            pk=product_id, version=product.version, incarnation=product.incarnation
-        ).delete()
+        with db.touched(product_id):
+            deleted, _ = Product.objects.filter(
+                pk=product_id, version=product.version, incarnation=product.incarnation
+            ).delete()
         if not deleted:
             # Stock moved (a reservation, say) between the check and now.
             raise ProductConflict("The product changed while it was being deleted.")
@@ -195,7 +202,9 @@ def stock_adjust(
         )
         if expected_revisions is not None:
             updated = updated.filter(version=product.version)
-        if not updated.update(stock=F("stock") + delta, **db.touched()):
+        with db.touched(product_id) as touched:
+            written = updated.update(stock=F("stock") + delta, **touched)
+        if not written:
             product.refresh_from_db(fields=["stock", "version"])
             _check_revision(product, expected_revisions)
             raise InvalidInput(

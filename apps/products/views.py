@@ -1,15 +1,19 @@
+from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
 from apps.core.views import ApiView
-from apps.products import search, selectors, services
+from apps.products import cache, search, selectors, services
+from apps.products.errors import ProductNotFound
 from apps.products.models import ATTRIBUTE_NAME, ATTRIBUTE_VALUE_MAX_LENGTH
 from apps.products.selectors import ProductFilters
 from apps.products.serializers import (
@@ -127,13 +131,44 @@ _IF_MATCH = OpenApiParameter(
 
 
 def _page(request, view, items, load=None) -> Response:
-    """A page of products; ``load`` turns a page of ``items`` (ids, say)
-    into products."""
+    """A page of a list of ``items`` (ids, say), which ``load`` turns into
+    products: the search path with typo matches."""
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(items, request, view=view)
     products = load(page) if load else page
-    return paginator.get_paginated_response(
+    response = paginator.get_paginated_response(
         [product_representation(p) for p in products]
+    )
+    response.data["count_capped"] = len(items) >= search.SEARCH_LIMIT
+    return response
+
+
+def _page_of(request, values, queryset, order, limit=None) -> Response:
+    """A page of ``queryset`` from one query, its count capped
+    (``selectors.product_page``); answers as PageNumberPagination does."""
+    size = PageNumberPagination().get_page_size(request)
+    number = values.get("page", 1)
+    page = selectors.product_page(
+        queryset, order=order, offset=(number - 1) * size, size=size, limit=limit
+    )
+    if number > 1 and not page.products:
+        raise NotFound("Invalid page.")
+    url = request.build_absolute_uri()
+    following = number * size < page.count or page.capped
+    if number <= 1:
+        previous = None
+    elif number == 2:
+        previous = remove_query_param(url, "page")
+    else:
+        previous = replace_query_param(url, "page", number - 1)
+    return Response(
+        {
+            "count": page.count,
+            "count_capped": page.capped,
+            "next": replace_query_param(url, "page", number + 1) if following else None,
+            "previous": previous,
+            "results": [product_representation(p) for p in page.products],
+        }
     )
 
 
@@ -153,15 +188,14 @@ class ProductCollectionView(ProductView):
         operation_id="products_list",
         summary="List products with filters, ordering and pagination",
         parameters=[ProductQuerySerializer, _ATTRIBUTE_PARAMETER],
-        responses={200: paginated(ProductSerializer), **problems(400)},
+        responses={200: paginated(ProductSerializer, capped=True), **problems(400)},
         auth=[],
     )
     def get(self, request):
         filters, values = _parse_query(request, ProductQuerySerializer)
-        queryset = selectors.product_list(
-            filters=filters, ordering=values.get("ordering", "newest")
-        )
-        return _page(request, self, queryset)
+        ordering = values.get("ordering", "newest")
+        queryset = selectors.products_filtered(filters)
+        return _page_of(request, values, queryset, selectors.ORDERINGS[ordering])
 
     @extend_schema(
         operation_id="products_create",
@@ -191,15 +225,41 @@ class ProductSearchView(ProductView):
         operation_id="products_search",
         summary="Full-text search, most relevant first (at most 1,000 results)",
         parameters=[SearchQuerySerializer, _ATTRIBUTE_PARAMETER],
-        responses={200: paginated(ProductSerializer), **problems(400)},
+        responses={200: paginated(ProductSerializer, capped=True), **problems(400)},
         auth=[],
     )
     def get(self, request):
         filters, values = _parse_query(request, SearchQuerySerializer)
+        terms = search.search_terms(values["q"])
+        if terms and search.pages_in_one_query():
+            # The words' matches, one query; the typo fallback only when
+            # they are too few.
+            queryset, order = search.word_matches(
+                terms, filters, values.get("ordering")
+            )
+            response = _page_of(
+                request, values, queryset, order, limit=search.SEARCH_LIMIT
+            )
+            if response.data["count"] >= search.TYPO_FALLBACK_BELOW:
+                return response
         ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )
         return _page(request, self, ranked_ids, load=selectors.products_in_order)
+
+
+_RENDERER = JSONRenderer()
+
+
+def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
+    """A product's detail response, as the cache keeps it: the JSON body,
+    the ETag, and whether it is archived (shown to staff only)."""
+    try:
+        product = selectors.product_get(product_id=product_id, include_archived=True)
+    except ProductNotFound:
+        return None
+    body = _RENDERER.render(product_representation(product))
+    return body, _etag(product), product.is_archived
 
 
 class ProductDetailView(ProductView):
@@ -210,11 +270,15 @@ class ProductDetailView(ProductView):
         auth=[],
     )
     def get(self, request, product_id):
-        product = selectors.product_get(
-            product_id=product_id, include_archived=_is_staff(request)
-        )
+        # Body, ETag and archived flag from one cache round trip (ADR 0026);
         # ConditionalGetMiddleware answers If-None-Match with 304.
-        return _with_etag(Response(product_representation(product)), product)
+        found = cache.cached(product_id, lambda: _detail(product_id))
+        if found is None or (found[2] and not _is_staff(request)):
+            raise ProductNotFound(f"No product with id {product_id}.")
+        body, etag, _ = found
+        return HttpResponse(
+            body, content_type="application/json", headers={"ETag": etag}
+        )
 
     @extend_schema(
         operation_id="products_replace",

@@ -66,15 +66,31 @@ MIDDLEWARE = [
     "apps.gateway.proxy.GatewayProxyMiddleware",
     # ETag on every GET that has none (lists, search) and 304 for a match.
     "django.middleware.http.ConditionalGetMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # ADMIN_ONLY_MIDDLEWARE, skipped for the API and the probes.
+    "apps.core.middleware.AdminOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.ProblemDetailsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# What the admin's HTML pages need and bearer-token clients do not, in
+# order; AdminOnlyMiddleware runs them except under these prefixes.
+ADMIN_ONLY_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ADMIN_ONLY_SKIP_PREFIXES = [
+    "/api/",
+    "/health/",
+    "/metrics",
+    "/.well-known/",
+    "/internal/",
+]
+# The admin's and Django's checks look for these four in MIDDLEWARE by
+# name; apps.core.checks checks them in ADMIN_ONLY_MIDDLEWARE instead.
+SILENCED_SYSTEM_CHECKS = ["admin.E408", "admin.E409", "admin.E410", "security.W003"]
 
 TEMPLATES = [
     {
@@ -123,6 +139,10 @@ DATABASE_ROUTERS = ["config.db_routers.ContextRouter"]
 # ---------------------------------------------------------------------------
 _CACHE_URL = env.str("CACHE_URL", default="locmemcache://")
 CACHES = {"default": cache("CACHE_URL", default="locmemcache://")}
+# Product detail responses are cached under generation tokens that every
+# write of the product kills (ADR 0026): never stale, so the timeout only
+# bounds memory. 0 turns the cache off.
+CATALOG_PRODUCT_CACHE_SECONDS = env.int("CATALOG_PRODUCT_CACHE_SECONDS", default=3600)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -224,3 +224,79 @@ def test_search_folding_is_the_same_on_every_engine():
     assert word_similarity("cofee", "Café Coffee Grinder") >= 0.8
     assert word_similarity("cofee grinder", "Acme Coffee Grinder") >= 0.8
     assert word_similarity("kettle", "Acme Coffee Grinder") < 0.45
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{URL}?category=Kitchen&min_price=20&in_stock=true&ordering=price",
+        f"{URL}?tag=coffee",
+        f"{URL}/search?q=coffee",
+        f"{URL}/search?q=coffee&category=Kitchen&ordering=-price",
+    ],
+)
+def test_a_list_page_or_a_search_is_one_catalog_query(
+    api_client, shelf, path, django_assert_num_queries, monkeypatch
+):
+    from django.db import connections
+
+    from apps.products import search
+
+    # The words find enough: no typo fallback.
+    monkeypatch.setattr(search, "TYPO_FALLBACK_BELOW", 1)
+
+    with django_assert_num_queries(1, connection=connections["catalog"]):
+        response = api_client.get(path)
+
+    assert response.status_code == 200
+    assert response.json()["results"]
+    assert response.json()["count_capped"] is False
+
+
+def test_counts_stop_at_the_cap_and_say_so(api_client, shelf, monkeypatch):
+    from apps.products import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+
+    first = api_client.get(f"{URL}?ordering=name&page_size=1").json()
+    last = api_client.get(f"{URL}?ordering=name&page_size=1&page=3").json()
+    beyond = api_client.get(f"{URL}?ordering=name&page_size=1&page=4")
+
+    assert (first["count"], first["count_capped"]) == (2, True)
+    assert [p["id"] for p in first["results"]] == ["kettle"]
+    assert "page=2" in first["next"]
+    # Counted to the end of the page asked for: there, the count is exact.
+    assert (last["count"], last["count_capped"]) == (3, False)
+    assert [p["id"] for p in last["results"]] == ["novel"]
+    assert last["next"] is None
+    assert "page=2" in last["previous"]
+    assert beyond.status_code == 404
+    assert beyond.json()["code"] == "not_found"
+
+
+def test_an_empty_list_counts_nothing(api_client, shelf):
+    body = api_client.get(f"{URL}?category=Garden").json()
+
+    assert body == {
+        "count": 0,
+        "count_capped": False,
+        "next": None,
+        "previous": None,
+        "results": [],
+    }
+
+
+@pytest.mark.parametrize("q", ["the", "The and OF", "?!", "a", "___", "& | !", "x y"])
+def test_a_query_of_stop_words_or_symbols_only_finds_nothing(api_client, shelf, q):
+    response = api_client.get(f"{URL}/search", {"q": q})
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 0
+    assert response.json()["results"] == []
+
+
+def test_stop_words_beside_a_real_word_are_ignored(api_client, shelf):
+    assert ids(api_client.get(f"{URL}/search?q=the+kettle+of")) == [
+        "kettle",
+        "grinder",
+    ]

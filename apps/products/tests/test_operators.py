@@ -121,6 +121,51 @@ def test_catalog_runs_on_mongodb():
         assert result.returncode == 0, result.stderr
 
 
+MONGO_INDEX_SCRIPT = """
+from django.db import connections
+from apps.products import search, selectors, views
+from apps.products.models import Product
+collection = connections["catalog"].get_collection(Product._meta.db_table)
+names = {index["name"] for index in collection.list_indexes()}
+wanted = {"product_category_price", "product_price", "product_created",
+          "product_sold", "product_text", "product_tags"}
+assert wanted <= names, sorted(names)
+# The filtered list page of the bench reads an index, not the collection.
+plan = collection.find(
+    {"is_archived": False, "category": "Kitchen", "stock": {"$gt": 0}}
+).sort([("price", 1), ("_id", 1)]).explain()
+assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"]), plan
+filters = selectors.ProductFilters(category="Kitchen", in_stock=True)
+page = selectors.product_page(
+    selectors.products_filtered(filters), order=("price", "id"), offset=0, size=5
+)
+assert page.products and page.count > 0
+prices = [p.price for p in page.products]
+assert prices == sorted(prices)
+assert search.product_search(query="the of", filters=filters) == []
+"""
+
+
+@pytest.mark.mongodb
+@pytest.mark.skipif(not os.environ.get("MONGODB_URI"), reason="needs MONGODB_URI")
+def test_catalog_queries_on_mongodb_read_their_indexes():
+    """The indexes of the list and search queries exist on MongoDB (the
+    models' Meta.indexes and migration 0002's text index), and the filtered
+    list reads one."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "CATALOG_DATABASE_URL": os.environ["MONGODB_URI"],
+    }
+    for args in (
+        ["migrate", "--database", "catalog"],
+        ["load_catalog", "--count", "200"],
+        ["shell", "-c", MONGO_INDEX_SCRIPT],
+    ):
+        result = run_manage(*args, env=env)
+        assert result.returncode == 0, result.stderr
+
+
 def test_admin_refuses_an_adjustment_below_zero(admin_client, make_product):
     product = make_product(id="kettle", stock=1)
 

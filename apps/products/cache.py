@@ -1,0 +1,108 @@
+"""Product representations cached under keys no write can leave stale.
+
+ADR 0026. Each product has two entries in Django's default cache (Redis in
+production, locmem in ``make run``):
+
+- ``<id>:gen``: a random token, the product's current generation;
+- ``<id>:entry``: ``(token, value)``, a value read under that generation.
+
+A read fetches both in one round trip (``get_many``: one MGET on Redis) and
+serves the entry only when its token is the current one. A miss first makes
+sure a token exists (``add``: only one reader's token wins), then reads the
+database, then stores the value under the token it held *before* reading.
+A write deletes the token after its statement and again after its
+transaction commits (``db.touched``). So a value read before a commit was
+stored under a token that the commit's deletion has made dead: no reader
+can ever bring it back, whatever the interleaving. A missing token (never
+set, expired, evicted) validates nothing, so losing keys is always safe;
+only a failed deletion (the cache unreachable during a write, then back
+with its data) can leave an entry stale, for at most its timeout.
+"""
+
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from hashlib import blake2b
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "catalog:product:"
+# Ids that are safe as cache keys on every backend (no spaces or control
+# characters); anything else is hashed.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _keys(product_id: str) -> tuple[str, str]:
+    name = (
+        product_id
+        if _SAFE_ID.match(product_id)
+        else "h-" + blake2b(product_id.encode(), digest_size=16).hexdigest()
+    )
+    return f"{PREFIX}{name}:gen", f"{PREFIX}{name}:entry"
+
+
+def cached(product_id: str, load: Callable[[], Any]) -> Any:
+    """The value ``load()`` returns for this product, from the cache when
+    its generation is current; ``load()`` returning None (no such product)
+    is not cached. When the cache fails, ``load()`` answers alone."""
+    timeout = settings.CATALOG_PRODUCT_CACHE_SECONDS
+    if timeout <= 0:
+        return load()
+    gen_key, entry_key = _keys(product_id)
+    try:
+        found = cache.get_many([gen_key, entry_key])
+        token = found.get(gen_key)
+        entry = found.get(entry_key)
+        if token is not None and entry is not None and entry[0] == token:
+            return entry[1]
+        if token is None:
+            fresh = secrets.token_hex(8)
+            # The token must exist before the database is read.
+            token = fresh if cache.add(gen_key, fresh, timeout) else None
+    except Exception:  # noqa: BLE001 - the database still answers
+        logger.warning("product cache unavailable", exc_info=True)
+        return load()
+    value = load()
+    if value is not None and token is not None:
+        try:
+            cache.set(entry_key, (token, value), timeout)
+        except Exception:  # noqa: BLE001
+            logger.warning("product cache unavailable", exc_info=True)
+    return value
+
+
+def forget(product_ids: Iterable[str]) -> None:
+    """Make the cached entries of these products dead (their generation
+    tokens deleted, with the entries)."""
+    keys = [key for product_id in product_ids for key in _keys(product_id)]
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except Exception:  # noqa: BLE001 - the write itself has succeeded
+        # An entry may outlive this write, for at most its timeout.
+        logger.error("product cache invalidation failed", exc_info=True)
+
+
+def forget_all() -> None:
+    """Drop every product entry: after a database is restored from a
+    backup (rows went back in time without writes), and between tests."""
+    backend = getattr(cache, "_cache", None)
+    if backend is None or not hasattr(backend, "get_client"):
+        cache.clear()  # locmem: this process's memory only
+        return
+    client = backend.get_client(write=True)
+    pattern = cache.make_key(PREFIX + "*")
+    batch = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.delete(*batch)
+            batch = []
+    if batch:
+        client.delete(*batch)
