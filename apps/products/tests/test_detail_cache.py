@@ -146,8 +146,8 @@ def test_admin_save_is_read_next(api_client, admin_client, kettle):
             "description": "",
             "price": "21.00",
             "category": "Kitchen",
-            "tags": "[]",
-            "images": "[]",
+            "tags": "",
+            "images": "",
             "attributes": "{}",
         },
     )
@@ -161,7 +161,7 @@ def test_admin_stock_adjustment_is_read_next(api_client, admin_client, kettle):
 
     response = admin_client.post(
         "/admin/products/stockadjustment/add/",
-        {"product_id": "kettle", "delta": "-3", "reason": "damaged"},
+        {"product": "kettle", "delta": "-3", "reason": "damaged"},
     )
 
     assert response.status_code == 302
