@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.core.messaging import topology
+from apps.core.messaging import topology, tracing
 from apps.core.messaging.consumers import PermanentError, consume
 from apps.core.messaging.topology import ConsumerSpec
 
@@ -30,7 +30,10 @@ def handle_delivery(spec: ConsumerSpec, body, message, producer) -> str:
     attempt = int(headers.get(ATTEMPT_HEADER, 1))
     close_old_connections()
     try:
-        outcome = consume(spec, body)
+        with tracing.consuming(
+            headers, body, consumer=spec.name, exchange=settings.EVENTS_EXCHANGE
+        ):
+            outcome = consume(spec, body)
     except PermanentError as exc:
         outcome = "dead_letter"
         _dead_letter(spec, body, headers, attempt, exc, producer)
