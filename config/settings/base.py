@@ -420,6 +420,9 @@ def logging_config(level: str, log_format: str) -> dict:
             # (Authorization, cookies) or connection details: never below
             # INFO, whatever LOG_LEVEL says.
             "httpcore": {"level": "INFO"},
+            # SQL with its parameters (password hashes, refresh tokens),
+            # logged at DEBUG when DEBUG is on.
+            "django.db.backends": {"level": "INFO"},
             "hpack": {"level": "WARNING"},
             "urllib3": {"level": "INFO"},
             "amqp": {"level": "INFO"},
