@@ -72,6 +72,15 @@ def test_a_500_is_logged_as_json_with_the_trace_request_and_user_ids(
     assert error["request_id"] == "req-log-1"
     assert error["user_id"] == str(customer.id)
     assert "RuntimeError: secret internal detail" in error["exc_info"]
+    # Django's own line for the 500, written once the middleware chain has
+    # returned, names the same request, user and trace.
+    (failed,) = [r for r in records if r["logger"] == "django.request"]
+    assert failed["message"] == "Internal Server Error: /boom/api"
+    assert (failed["request_id"], failed["user_id"], failed["trace_id"]) == (
+        "req-log-1",
+        str(customer.id),
+        trace_id,
+    )
 
 
 @pytest.mark.django_db

@@ -21,7 +21,14 @@ FIELDS = ("trace_id", "span_id", "request_id", "user_id")
 
 
 def bind_request(request) -> Token:
-    """Make ``request`` the one log records describe, until ``unbind``."""
+    """Make ``request`` the one log records describe, until ``unbind``; its
+    trace and span ids are kept on it for records written after that."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        request.trace_ids = (
+            format(context.trace_id, "032x"),
+            format(context.span_id, "016x"),
+        )
     return _request.set(request)
 
 
@@ -52,14 +59,22 @@ class LogContextFilter(logging.Filter):
     where unknown), for the formatters to print."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Django logs a failed response's line after the middleware chain
+        # has returned (the request unbound, its span ended), with the
+        # request on the record: the ids are taken from it then.
+        request = _request.get()
+        if request is None:
+            request = getattr(record, "request", None)
+            request = getattr(request, "_request", request)  # DRF's Request
         if not hasattr(record, "trace_id"):
             context = trace.get_current_span().get_span_context()
             if context.is_valid:
                 record.trace_id = format(context.trace_id, "032x")
                 record.span_id = format(context.span_id, "016x")
             else:
-                record.trace_id = record.span_id = None
-        request = _request.get()
+                record.trace_id, record.span_id = getattr(
+                    request, "trace_ids", (None, None)
+                )
         if not hasattr(record, "request_id"):
             record.request_id = getattr(request, "request_id", None)
         if not hasattr(record, "user_id"):

@@ -413,6 +413,10 @@ def logging_config(level: str, log_format: str) -> dict:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Django's own console handler (debug mode) would print its
+            # records a second time, in another format.
+            "django": {"handlers": []},
+            "django.server": {"handlers": ["console"], "propagate": False},
             # Requests that end in 4xx are the client's business, not the
             # log's.
             "django.request": {"level": "ERROR"},
