@@ -187,3 +187,13 @@ def test_no_password_token_or_authorization_header_is_logged_at_debug(
         assert secret not in text
     # Nor any other JWT (a token the server signed along the way).
     assert not JWT.search(text), JWT.search(text).group(0)
+
+
+def test_a_record_whose_request_is_not_an_http_request_is_still_written(log_lines):
+    # runserver's access log puts the socket on the record as "request".
+    stream = log_lines(json_formatter())
+
+    logging.getLogger("apps.test").info('"GET / HTTP/1.1" 200', extra={"request": 1})
+
+    (record,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (record["message"], record["request_id"]) == ('"GET / HTTP/1.1" 200', None)

@@ -12,6 +12,7 @@ has loaded it), so logging never costs a query.
 import logging
 from contextvars import ContextVar, Token
 
+from django.http import HttpRequest
 from django.utils.functional import LazyObject, empty
 from opentelemetry import trace
 
@@ -43,7 +44,7 @@ def user_id_of(request) -> str | None:
     if principal is not None:
         principal_id = getattr(principal, "id", None)
         return None if principal_id is None else str(principal_id)
-    user = request.__dict__.get("user")
+    user = vars(request).get("user")
     if isinstance(user, LazyObject):
         # AuthenticationMiddleware's lazy user: known only once evaluated.
         user = user._wrapped
@@ -66,6 +67,8 @@ class LogContextFilter(logging.Filter):
         if request is None:
             request = getattr(record, "request", None)
             request = getattr(request, "_request", request)  # DRF's Request
+            if not isinstance(request, HttpRequest):  # runserver: a socket
+                request = None
         if not hasattr(record, "trace_id"):
             context = trace.get_current_span().get_span_context()
             if context.is_valid:
