@@ -19,11 +19,8 @@ Two modes (ADR 0024):
   instrumented.
 """
 
-import logging
 import os
 import threading
-
-logger = logging.getLogger("config.telemetry")
 
 _configured_role: str | None = None
 _provider = None
