@@ -2,7 +2,13 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_shutdown,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
@@ -28,6 +34,37 @@ def close_old_connections(task=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@setup_logging.connect
+def configure_logging(**kwargs):
+    """The worker logs as the web processes do (settings.LOGGING: JSON
+    lines with trace and span ids in production), not in Celery's own
+    format; LOG_LEVEL, not --loglevel, sets the level."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def configure_worker_tracing(**kwargs):
+    # In the main process, before the pool starts: the event consumers run
+    # here, and with the threads or solo pool so do the tasks. Prefork
+    # children inherit the set-up; each builds its own exporter on its
+    # first span (config.telemetry.PerProcessSpanProcessor).
+    from config.telemetry import configure_tracing
+
+    configure_tracing("worker")
+
+
+@worker_process_shutdown.connect
+def flush_worker_spans(**kwargs):
+    # A prefork child ends with os._exit: no atexit export of its last spans.
+    from config.telemetry import flush
+
+    flush()
 
 
 # Task counts and durations; a worker serves them on CELERY_METRICS_PORT.

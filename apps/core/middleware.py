@@ -1,6 +1,9 @@
 import re
 import uuid
 
+from opentelemetry import context, propagate, trace
+
+from apps.core import logs
 from apps.core.problems import problem, problem_response
 
 _CODES = {
@@ -14,7 +17,14 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Give every request an id (the caller's X-Request-ID when sane)."""
+    """Give every request an id (the caller's X-Request-ID when sane), in
+    the response and in every log line written while serving it.
+
+    Also takes the caller's W3C ``traceparent``/``tracestate`` when tracing
+    is off (with tracing on, OpenTelemetry's Django middleware, first in
+    the chain, has made a span of it already), so that the outbox and
+    outgoing calls pass the caller's trace on (ADR 0024).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -24,7 +34,21 @@ class RequestIdMiddleware:
         request.request_id = (
             incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         )
-        response = self.get_response(request)
+        span = trace.get_current_span()
+        trace_token = None
+        if span.is_recording():
+            span.set_attribute("shop.request_id", request.request_id)
+        elif "HTTP_TRACEPARENT" in request.META and not (
+            span.get_span_context().is_valid
+        ):
+            trace_token = context.attach(propagate.extract(request.headers))
+        log_token = logs.bind_request(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            logs.unbind(log_token)
+            if trace_token is not None:
+                context.detach(trace_token)
         response["X-Request-ID"] = request.request_id
         return response
 

@@ -7,6 +7,8 @@ meaning of every variable.
 import json
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, VAR_DIR, cache, database, env
 
 # ---------------------------------------------------------------------------
@@ -517,25 +519,93 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "apps.core.problems.csrf_failure"
 
 # ---------------------------------------------------------------------------
-# Logging
+# Traces: OpenTelemetry (config/telemetry.py, ADR 0024); standard OTEL_ names
+# ---------------------------------------------------------------------------
+# "none": tracing off, no spans and no instrumentation on the hot paths (an
+# incoming traceparent still passes through to events, tasks and outgoing
+# calls). "otlp": to a collector (Jaeger takes OTLP). "console": one line a
+# span on stdout. "jsonl": one JSON object a span, appended to
+# OTEL_EXPORTER_JSONL_FILE ("{pid}" in it becomes the process id).
+OTEL_SDK_DISABLED = env.bool("OTEL_SDK_DISABLED", default=False)
+OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="none")
+# "http/protobuf" (port 4318) or "grpc" (4317). The endpoint is the
+# collector's base URL ("": the exporter's default, localhost); headers,
+# timeout, compression and certificates are read by the exporter from the
+# other standard OTEL_EXPORTER_OTLP_* variables.
+OTEL_EXPORTER_OTLP_PROTOCOL = env.str(
+    "OTEL_EXPORTER_OTLP_PROTOCOL", default="http/protobuf"
+)
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_EXPORTER_JSONL_FILE = env.str("OTEL_EXPORTER_JSONL_FILE", default="")
+# Which new traces are kept (a caller's sampled flag decides for its own
+# with the parentbased_ samplers): the ratio is OTEL_TRACES_SAMPLER_ARG.
+OTEL_TRACES_SAMPLER = env.str("OTEL_TRACES_SAMPLER", default="parentbased_traceidratio")
+OTEL_TRACES_SAMPLER_ARG = env.float("OTEL_TRACES_SAMPLER_ARG", default=1.0)
+# Resource attributes: service.name ("": shop-web, shop-worker or
+# shop-relay, by process) and service.version.
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="")
+SERVICE_VERSION = env.str("SERVICE_VERSION", default="dev")
+# Paths (regular expressions, comma-separated) that make no trace: probes
+# and scrapes.
+OTEL_PYTHON_DJANGO_EXCLUDED_URLS = env.str(
+    "OTEL_PYTHON_DJANGO_EXCLUDED_URLS", default="health/,metrics"
+)
+
+# ---------------------------------------------------------------------------
+# Logging: JSON lines ("json") or readable lines ("plain"), each with the
+# trace, span, request and user ids (apps/core/logs.py)
 # ---------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        # Requests that end in 4xx are the client's business, not the log's.
-        "django.request": {"level": "ERROR"},
-        # httpx logs every request at INFO: each health check of each remote
-        # instance every few seconds, each call to a remote context.
-        "httpx": {"level": "WARNING"},
-    },
-}
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+
+
+def logging_config(level: str, log_format: str) -> dict:
+    """The LOGGING dict for a level and a format (json or plain)."""
+    if log_format not in ("json", "plain"):
+        raise ImproperlyConfigured("LOG_FORMAT must be json or plain")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "apps.core.logs.LogContextFilter"}},
+        "formatters": {
+            "json": {"()": "apps.core.logs.json_formatter"},
+            "plain": {"()": "apps.core.logs.ReadableFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["context"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Django's own console handler (debug mode) would print its
+            # records a second time, in another format.
+            "django": {"handlers": []},
+            "django.server": {"handlers": ["console"], "propagate": False},
+            # Requests that end in 4xx are the client's business, not the
+            # log's.
+            "django.request": {"level": "ERROR"},
+            # Libraries whose DEBUG lines show request or response headers
+            # (Authorization, cookies) or connection details: never below
+            # INFO, whatever LOG_LEVEL says.
+            "httpcore": {"level": "INFO"},
+            # httpx logs every request at INFO: each health check of each
+            # remote instance every few seconds, each call to a remote
+            # context.
+            "httpx": {"level": "WARNING"},
+            # SQL with its parameters (password hashes, refresh tokens),
+            # logged at DEBUG when DEBUG is on.
+            "django.db.backends": {"level": "INFO"},
+            "hpack": {"level": "WARNING"},
+            "urllib3": {"level": "INFO"},
+            "amqp": {"level": "INFO"},
+        },
+    }
+
+
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 
 # ---------------------------------------------------------------------------
 # Catalog

@@ -6,7 +6,7 @@ from config.keys import load_or_create_keypair
 read_dot_env()
 
 from .base import *  # noqa: E402, F403
-from .base import SIMPLE_JWT  # noqa: E402
+from .base import LOG_LEVEL, SIMPLE_JWT, logging_config  # noqa: E402
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str(
@@ -20,6 +20,10 @@ EVENTS_PUBLISHER = env.str("EVENTS_PUBLISHER", default="inline")
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
+# Readable log lines, and each span printed as one line as it ends.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+OTEL_TRACES_EXPORTER = env.str("OTEL_TRACES_EXPORTER", default="console")
 
 VAR_DIR.mkdir(exist_ok=True)
 _private, _public = load_or_create_keypair(VAR_DIR / "keys")

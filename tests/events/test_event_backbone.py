@@ -145,8 +145,8 @@ def test_a_relay_that_dies_between_publishing_and_marking_causes_no_second_effec
     confirm_order(order_id=order_id)
 
     class DiesAfterPublishing(relay.AmqpPublisher):
-        def publish(self, envelopes):
-            super().publish(envelopes)
+        def publish(self, envelopes, trace_contexts=None):
+            super().publish(envelopes, trace_contexts)
             raise ConnectionResetError("relay died before marking the rows sent")
 
     dying = DiesAfterPublishing()

@@ -19,7 +19,7 @@ class RecordingPublisher:
     def __init__(self, log, lock):
         self.log, self.lock = log, lock
 
-    def publish(self, envelopes):
+    def publish(self, envelopes, trace_contexts=None):
         with self.lock:
             self.log.extend((e["aggregate_id"], e["sequence"]) for e in envelopes)
 
@@ -91,7 +91,7 @@ def test_a_failed_publish_leaves_the_events_pending_and_counts_the_attempt():
     append("a", 1)
 
     class Down:
-        def publish(self, envelopes):
+        def publish(self, envelopes, trace_contexts=None):
             raise ConnectionRefusedError("broker down")
 
     with pytest.raises(ConnectionRefusedError):

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
+from apps.core.messaging import tracing
 from apps.core.messaging.topology import ConsumerSpec
 
 logger = logging.getLogger("apps.core.messaging.consumers")
@@ -144,11 +145,16 @@ def consume(spec: ConsumerSpec, envelope: Any) -> str:
     return "applied"
 
 
-def consume_inline(spec: ConsumerSpec, envelope: dict) -> None:
+def consume_inline(
+    spec: ConsumerSpec, envelope: dict, trace_context: dict | None = None
+) -> None:
     """The embedded default: apply at once; a failure is logged, not
     retried (there is no broker to hold the event)."""
     try:
-        consume(spec, envelope)
+        with tracing.consuming(
+            trace_context, envelope, consumer=spec.name, exchange="inline"
+        ):
+            consume(spec, envelope)
     except Exception:
         logger.exception(
             "Consumer %s failed on %s %s",

@@ -9,7 +9,7 @@ first attempt; the inbox still drops anything already applied.
 from dataclasses import dataclass
 from typing import Any
 
-from apps.core.messaging import delivery, topology
+from apps.core.messaging import delivery, topology, tracing
 from apps.core.messaging.topology import ConsumerSpec
 
 
@@ -104,7 +104,12 @@ def dead_letters_replay(
                         routing_key=topology.queue_name(spec.name),
                         serializer="json",
                         delivery_mode=2,
-                        headers={delivery.ATTEMPT_HEADER: 1, "x-replayed": True},
+                        headers={
+                            delivery.ATTEMPT_HEADER: 1,
+                            "x-replayed": True,
+                            # The replayed work stays in the event's trace.
+                            **tracing.trace_headers(message.headers),
+                        },
                     )
                     message.ack()
                     moved.append(letter)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.core import metrics
-from apps.core.messaging import topology
+from apps.core.messaging import topology, tracing
 from apps.core.messaging.consumers import PermanentError, consume
 from apps.core.messaging.topology import ConsumerSpec
 
@@ -33,7 +33,10 @@ def handle_delivery(spec: ConsumerSpec, body, message, producer) -> str:
         metrics.CONSUMER_REDELIVERIES.labels(queue=topology.queue_name(spec.name)).inc()
     close_old_connections()
     try:
-        outcome = consume(spec, body)
+        with tracing.consuming(
+            headers, body, consumer=spec.name, exchange=settings.EVENTS_EXCHANGE
+        ):
+            outcome = consume(spec, body)
     except PermanentError as exc:
         outcome = "dead_letter"
         _dead_letter(spec, body, headers, attempt, exc, producer)

@@ -26,6 +26,10 @@ class OutboxEventBase(models.Model):
     # Failed publish attempts, and the last error, for operators.
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # The W3C trace context (traceparent, tracestate) of the transaction that
+    # wrote the event; the relay sends it in the message's headers, so the
+    # consumers' work joins the trace of the request that caused it.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         abstract = True

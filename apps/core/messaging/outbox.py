@@ -7,6 +7,8 @@ from django.db import connections, router, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core.messaging.tracing import current_trace_context
+
 
 def outbox_append(
     model,
@@ -25,7 +27,8 @@ def outbox_append(
     new aggregate's first event), saving a query. On PostgreSQL a
     ``NOTIFY`` (delivered at commit) wakes the relay; with the inline
     publisher the event is published in-process once the transaction
-    commits.
+    commits. The current trace context is stored with the event, for the
+    relay to send on.
     """
     db = router.db_for_write(model)
     if sequence is None:
@@ -53,6 +56,7 @@ def outbox_append(
         event_type=event_type,
         envelope=envelope,
         created_at=now,
+        trace_context=current_trace_context(),
     )
     connection = connections[db]
     if connection.vendor == "postgresql":

@@ -19,15 +19,19 @@ from django.conf import settings
 from django.db import router, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from apps.core.messaging import topology
+from apps.core.messaging import topology, tracing
 
 logger = logging.getLogger("apps.core.messaging.relay")
 
 
 class Publisher(Protocol):
-    def publish(self, envelopes: list[dict]) -> None:
-        """Publish every envelope durably, or raise."""
+    def publish(
+        self, envelopes: list[dict], trace_contexts: list[dict] | None = None
+    ) -> None:
+        """Publish every envelope durably, or raise. ``trace_contexts``
+        (one per envelope) are the outbox rows' W3C trace contexts."""
 
 
 class AmqpPublisher:
@@ -45,18 +49,28 @@ class AmqpPublisher:
             self._producer = self.connection.Producer(exchange=topology.exchange())
         return self._producer
 
-    def publish(self, envelopes: list[dict]) -> None:
+    def publish(
+        self, envelopes: list[dict], trace_contexts: list[dict] | None = None
+    ) -> None:
         try:
             producer = self._get_producer()
-            for envelope in envelopes:
-                producer.publish(
-                    envelope,
-                    routing_key=envelope["event_type"],
-                    serializer="json",
-                    delivery_mode=2,
-                    message_id=envelope["event_id"],
-                    headers={"schema_version": envelope["schema_version"]},
-                )
+            exchange = producer.exchange.name
+            contexts = trace_contexts or [{}] * len(envelopes)
+            for envelope, trace_context in zip(envelopes, contexts, strict=True):
+                with tracing.publishing(
+                    envelope, trace_context, exchange=exchange
+                ) as trace_headers:
+                    producer.publish(
+                        envelope,
+                        routing_key=envelope["event_type"],
+                        serializer="json",
+                        delivery_mode=2,
+                        message_id=envelope["event_id"],
+                        headers={
+                            "schema_version": envelope["schema_version"],
+                            **trace_headers,
+                        },
+                    )
         except Exception:
             self.close()
             raise
@@ -72,10 +86,13 @@ class InlinePublisher:
     what the relay publishes, for ``relay_inline`` to hand to consumers."""
 
     def __init__(self):
-        self.published: list[dict] = []
+        self.published: list[tuple[dict, dict]] = []
 
-    def publish(self, envelopes: list[dict]) -> None:
-        self.published.extend(envelopes)
+    def publish(
+        self, envelopes: list[dict], trace_contexts: list[dict] | None = None
+    ) -> None:
+        contexts = trace_contexts or [{}] * len(envelopes)
+        self.published.extend(zip(envelopes, contexts, strict=True))
 
 
 _inline = threading.local()
@@ -99,10 +116,10 @@ def relay_inline(model) -> None:
     _inline.queue = deque(publisher.published)
     try:
         while _inline.queue:
-            envelope = _inline.queue.popleft()
+            envelope, trace_context = _inline.queue.popleft()
             for spec in topology.enabled_consumer_specs():
                 if consumers.routes_to(spec, envelope["event_type"]):
-                    consumers.consume_inline(spec, envelope)
+                    consumers.consume_inline(spec, envelope, trace_context)
     finally:
         _inline.queue = None
 
@@ -122,18 +139,23 @@ def relay_publish_pending(model, *, publisher: Publisher, batch_size=None) -> in
     )
     rows: list = []
     try:
-        with transaction.atomic(using=db):
+        # The relay's own queries are left out of the traces (an idle relay
+        # would start a trace at every poll); each event's publish span
+        # joins the trace stored with it.
+        with suppress_instrumentation(), transaction.atomic(using=db):
             rows = list(
                 model.objects.using(db)
                 .select_for_update(skip_locked=True)
                 .filter(published_at__isnull=True)
                 .exclude(Exists(earlier_pending))
                 .order_by("created_at", "sequence")
-                .only("id", "envelope")[:batch_size]
+                .only("id", "envelope", "trace_context")[:batch_size]
             )
             if not rows:
                 return 0
-            publisher.publish([row.envelope for row in rows])
+            publisher.publish(
+                [row.envelope for row in rows], [row.trace_context for row in rows]
+            )
             model.objects.using(db).filter(pk__in=[row.pk for row in rows]).update(
                 published_at=timezone.now()
             )

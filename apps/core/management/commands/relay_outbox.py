@@ -11,6 +11,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections, router
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from apps.core.messaging import relay
 from apps.core.messaging.outbox import notify_channel
@@ -25,6 +26,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once=False, **options):
+        if not once:
+            from config.telemetry import configure_tracing
+
+            configure_tracing("relay")
         publisher = relay.AmqpPublisher()
         if once:
             published = relay.relay_publish_all(publisher=publisher)
@@ -64,10 +69,12 @@ class Command(BaseCommand):
         wrapper = connections[aliases.pop()]
         if wrapper.vendor != "postgresql":
             return None
-        listener = wrapper.get_new_connection(wrapper.get_connection_params())
-        listener.autocommit = True
-        for model in models:
-            listener.execute(f'LISTEN "{notify_channel(model)}"')
+        # Plumbing, not work: no trace of its own.
+        with suppress_instrumentation():
+            listener = wrapper.get_new_connection(wrapper.get_connection_params())
+            listener.autocommit = True
+            for model in models:
+                listener.execute(f'LISTEN "{notify_channel(model)}"')
         return listener
 
     def _wait(self, listener) -> None:
