@@ -225,3 +225,53 @@ def test_weighted_balancing_splits_traffic_by_weight(deployment):
     served_by_b = b.output().count("/api/v1/products/tea")
     assert served_by_a + served_by_b == 200
     assert 35 <= served_by_a <= 65  # 50 expected
+
+
+def test_the_gateway_process_refuses_bad_tokens(deployment, customer):
+    import hashlib
+    import hmac
+    import time
+
+    import jwt
+    from django.conf import settings
+
+    from apps.gateway.tests.test_auth import _b64, _claims, _rsa_private_pem
+
+    a = deployment.catalog("catalog-a")
+    gateway = deployment.gateway([a.url])
+    valid = _bearer(gateway, customer)["Authorization"].removeprefix("Bearer ")
+    kid = jwt.get_unverified_header(valid)["kid"]
+    now = int(time.time())
+    public_pem = settings.SIMPLE_JWT["VERIFYING_KEY"].encode()
+    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = _b64(json.dumps(_claims(customer)).encode())
+    mac = hmac.new(public_pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    cases = {
+        "Token is signed with an unknown key": jwt.encode(
+            _claims(customer), _rsa_private_pem(), algorithm="RS256",
+            headers={"kid": "not-published"},
+        ),
+        "Token has expired": jwt.encode(
+            _claims(customer, iat=now - 900, exp=now - 60),
+            settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="RS256",
+            headers={"kid": kid},
+        ),
+        "Token is not signed with RS256": f"{head}.{body}.{_b64(mac)}",
+    }  # fmt: skip
+
+    with httpx.Client(base_url=gateway.url) as client:
+        accepted = client.get(
+            "/api/v1/orders", headers={"Authorization": f"Bearer {valid}"}
+        )
+        refused = {
+            detail: client.get(
+                "/api/v1/orders", headers={"Authorization": f"Bearer {t}"}
+            )
+            for detail, t in cases.items()
+        }
+
+    assert accepted.status_code == 200
+    for detail, answer in refused.items():
+        assert answer.status_code == 401
+        assert answer.json()["code"] == "token_not_valid"
+        assert answer.json()["detail"] == detail
