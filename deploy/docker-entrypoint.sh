@@ -7,6 +7,7 @@
 #
 #   web               granian, WSGI, port 8000 (the image's default)
 #   worker            Celery worker: tasks, saga steps and event consumers
+#                     (WORKER_QUEUES: only these task queues)
 #   beat              Celery beat (run exactly one)
 #   relay             the outbox relay (manage.py relay_outbox)
 #   migrate           migrations of every database alias, then exit
@@ -63,8 +64,14 @@ web)
         --static-path-mount /app/staticfiles config.wsgi:application
     ;;
 worker)
-    exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" \
+    # WORKER_QUEUES (comma-separated): only these task queues instead of
+    # Celery's default one (overlays/split-catalog's catalog worker).
+    set -- celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" \
         --concurrency "${WORKER_CONCURRENCY:-2}" --hostname "celery@%h"
+    if [ -n "${WORKER_QUEUES:-}" ]; then
+        set -- "$@" --queues "$WORKER_QUEUES"
+    fi
+    exec "$@"
     ;;
 beat)
     # The schedule's state file goes to /tmp: the root file system may be

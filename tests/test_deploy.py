@@ -317,8 +317,58 @@ def test_compose_env_files_mounts_and_images_exist_and_are_pinned():
         image = service.get("image", "")
         if "build" not in service:
             assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+[\w.-]*", image), image
-    assert app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
     assert "web" in app_env["DJANGO_ALLOWED_HOSTS"].split(",")
+
+
+def test_compose_sends_traces_to_jaeger_and_logs_json():
+    app_env = _env_file(DEPLOY / "env" / "app.env.example")
+    services = _compose()["services"]
+    jaeger_ports = {p.rsplit(":", 1)[-1] for p in services["jaeger"]["ports"]}
+    protocol_port = {"grpc": "4317", "http/protobuf": "4318"}
+
+    assert app_env["OTEL_TRACES_EXPORTER"] == "otlp"
+    protocol = app_env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+    assert app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+        f"http://jaeger:{protocol_port[protocol]}"
+    )
+    assert protocol_port[protocol] in jaeger_ports
+    assert app_env["LOG_FORMAT"] == "json"
+    for name in ("web", "worker", "beat", "relay"):
+        env = services[name]["environment"]
+        assert env["SERVICE_VERSION"] == services[name]["image"].split(":", 1)[1]
+
+
+def _settings(env, *names):
+    """The production settings' values of names, from the entrypoint."""
+    show = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps([getattr(settings, n) for n in {list(names)!r}]))"
+    )
+    result = _entrypoint("python", "-c", show, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_compose_shares_limits_revocations_and_breakers_through_redis(tmp_path):
+    load_or_create_keypair(tmp_path)
+    env = _env_file(DEPLOY / "env" / "app.env.example")
+    env["JWT_PRIVATE_KEY_FILE"] = str(tmp_path / "jwt-private.pem")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+
+    ratelimit, revocation, breakers, proxies, exporter = _settings(
+        env,
+        "RATELIMIT_STORAGE_URL",
+        "GATEWAY_REDIS_URL",
+        "CIRCUIT_BREAKER_REDIS_URL",
+        "RATELIMIT_TRUSTED_PROXIES",
+        "OTEL_TRACES_EXPORTER",
+    )
+
+    for url in (ratelimit, revocation, breakers):
+        assert url.startswith("redis://redis:6379/"), url
+    # Nothing in front of web in this stack: the peer is the client.
+    assert proxies == []
+    assert exporter == "otlp"
 
 
 # ---------------------------------------------------------------------------
@@ -475,6 +525,89 @@ def test_secrets_come_from_the_template_keys_and_never_from_the_repository(
         assert "change-me" in value or value == "shop"
 
 
+def _config(objects):
+    return next(
+        o["data"]
+        for o in _find(objects, "ConfigMap")
+        if o["metadata"]["name"].startswith("shop-config")
+    )
+
+
+def _app_containers(objects):
+    for owner, spec in _pod_specs(objects):
+        if owner["metadata"]["labels"].get("app.kubernetes.io/name") == (
+            "shop-backend"
+        ):
+            for c in spec["containers"]:
+                yield owner, spec, c
+
+
+def test_app_pods_trace_log_json_share_redis_and_trust_the_ingress(rendered, tmp_path):
+    load_or_create_keypair(tmp_path)
+    secrets = _env_file(K8S / "base" / "secrets.env.example")
+
+    for overlay, objects in rendered.items():
+        config = _config(objects)
+        image_tags = {
+            c["image"].rsplit(":", 1)[1] for _, _, c in _app_containers(objects)
+        }
+        assert config["OTEL_TRACES_EXPORTER"] == "otlp", overlay
+        assert config["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317"), overlay
+        assert config["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc", overlay
+        assert config["LOG_FORMAT"] == "json", overlay
+        assert image_tags == {config["SERVICE_VERSION"]}, overlay
+        # ingress-nginx, one hop: X-Forwarded-For names the client.
+        assert config["RATELIMIT_TRUSTED_PROXIES"] == "1", overlay
+
+        env = {
+            **config,
+            **secrets,
+            "JWT_PRIVATE_KEY_FILE": str(tmp_path / "jwt-private.pem"),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        }
+        ratelimit, revocation, breakers, proxies = _settings(
+            env,
+            "RATELIMIT_STORAGE_URL",
+            "GATEWAY_REDIS_URL",
+            "CIRCUIT_BREAKER_REDIS_URL",
+            "RATELIMIT_TRUSTED_PROXIES",
+        )
+        cache_server = config["CACHE_URL"].rsplit("/", 1)[0]
+        for url in (ratelimit, revocation, breakers):
+            assert url.rsplit("/", 1)[0] == cache_server, (overlay, url)
+        assert proxies == ["1"], overlay
+
+
+def test_metrics_can_be_scraped_from_a_read_only_pod(rendered):
+    for overlay, objects in rendered.items():
+        config = _config(objects)
+        multiproc = config.get("PROMETHEUS_MULTIPROC_DIR", "/tmp/prometheus-multiproc")
+        for owner, spec, c in _app_containers(objects):
+            where = f"{overlay} {owner['kind']}/{owner['metadata']['name']}"
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            writable = [
+                m["mountPath"]
+                for m in c["volumeMounts"]
+                if not m.get("readOnly") and "emptyDir" in volumes[m["name"]]
+            ]
+            assert any(
+                multiproc == path or multiproc.startswith(path.rstrip("/") + "/")
+                for path in writable
+            ), where
+            annotations = owner["spec"]["template"]["metadata"].get("annotations", {})
+            if annotations.get("prometheus.io/port") == "8000":
+                # Scraped at <pod IP>:8000, which is then the Host header.
+                env = {e["name"]: e for e in c["env"]}
+                assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+                    "status.podIP"
+                ), where
+                assert env["DJANGO_ALLOWED_HOSTS"]["value"] == (
+                    "$(DJANGO_ALLOWED_HOSTS),$(POD_IP)"
+                ), where
+                names = [e["name"] for e in c["env"]]
+                assert names.index("POD_IP") < names.index("DJANGO_ALLOWED_HOSTS")
+
+
 def test_split_catalog_runs_the_catalog_apart_and_web_calls_it(rendered):
     objects = rendered["split-catalog"]
 
@@ -496,6 +629,31 @@ def test_split_catalog_runs_the_catalog_apart_and_web_calls_it(rendered):
     }
     catalog_env = catalog["spec"]["template"]["spec"]["containers"][0]["env"]
     assert "CONTEXTS_JSON" not in {e["name"] for e in catalog_env}
+
+    def env_of(name):
+        deployment = _find(objects, "Deployment", name)
+        return {
+            e["name"]: e.get("value", e.get("valueFrom"))
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+
+    # The catalog's callers call the Service's port; one Secret key for the
+    # token on both sides.
+    port = service["spec"]["ports"][0]["port"]
+    assert web_env["CONTEXTS_JSON"] == env_of("worker")["CONTEXTS_JSON"]
+    assert f"http://catalog:{port}" in web_env["CONTEXTS_JSON"]
+    token = {"secretKeyRef": {"name": "shop-secrets", "key": "INTERNAL_API_TOKEN"}}
+    for name in ("web", "worker", "catalog"):
+        assert env_of(name)["INTERNAL_API_TOKEN"] == token, name
+    assert "INTERNAL_API_TOKEN" in _env_file(K8S / "base" / "secrets.env.example")
+    assert env_of("catalog")["RATELIMIT_ENABLED"] == "false"
+    # The catalog's consumer and sweeper run with the catalog, not the worker.
+    consumers = env_of("worker")["EVENT_CONSUMERS_ENABLED"].split(",")
+    assert "inventory" not in consumers and "order_saga" in consumers
+    catalog_worker = env_of("catalog-worker")
+    assert catalog_worker["EVENT_CONSUMERS_ENABLED"] == "inventory"
+    assert catalog_worker["WORKER_QUEUES"] == _config(objects)["CATALOG_TASK_QUEUE"]
+    assert "CATALOG_TASK_QUEUE" not in _config(rendered["prod"])
     images = {
         c["image"]
         for o, spec in _pod_specs(objects)
@@ -629,3 +787,32 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards():
     mounts = dict(v.split(":")[:2] for v in grafana["volumes"])
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+def test_the_catalog_queue_takes_the_sweeper_and_a_worker_can_serve_it(tmp_path):
+    route = (
+        "from config.celery import app; print(app.amqp.router.route({}, "
+        "'apps.products.tasks.reservations_release_expired_task')['queue'].name)"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test"}
+
+    routed = _entrypoint(
+        "python", "-c", route, env={**env, "CATALOG_TASK_QUEUE": "catalog"}
+    )
+    default = _entrypoint("python", "-c", route, env=env)
+    # The worker's command line, with celery replaced by a stand-in.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "celery").write_text('#!/bin/sh\necho "$@"\n')
+    (fake / "celery").chmod(0o755)
+    path = f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    worker = _run(
+        "sh", str(DEPLOY / "docker-entrypoint.sh"), "worker",
+        env={"PATH": path, "WORKER_QUEUES": "catalog",
+             "PROMETHEUS_MULTIPROC_DIR": ""},
+        cwd=ROOT,
+    )  # fmt: skip
+
+    assert routed.stdout.split()[-1] == "catalog", routed.stderr
+    assert default.stdout.split()[-1] == "celery", default.stderr
+    assert worker.stdout.split()[-2:] == ["--queues", "catalog"], worker.stderr

@@ -614,6 +614,16 @@ LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 CATALOG_RESERVATION_TTL_SECONDS = env.int(
     "CATALOG_RESERVATION_TTL_SECONDS", default=15 * 60
 )
+# The Celery queue of the catalog's own tasks (the reservation sweeper):
+# "" is Celery's default queue; a name sends them to the workers started
+# with that queue (WORKER_QUEUES), e.g. the catalog's deployment when it runs
+# apart (deploy/k8s/overlays/split-catalog).
+CATALOG_TASK_QUEUE = env.str("CATALOG_TASK_QUEUE", default="")
+CELERY_TASK_ROUTES = (
+    {"apps.products.tasks.*": {"queue": CATALOG_TASK_QUEUE}}
+    if CATALOG_TASK_QUEUE
+    else {}
+)
 CELERY_BEAT_SCHEDULE = {
     "catalog-release-expired-reservations": {
         "task": "apps.products.tasks.reservations_release_expired_task",
