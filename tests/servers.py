@@ -30,7 +30,8 @@ class ServerProcess:
     """One granian process serving config.wsgi on ``port``."""
 
     def __init__(self, env: dict[str, str], *, port: int | None = None,
-                 name: str = "server", threads: int = 4):  # fmt: skip
+                 name: str = "server", threads: int = 4,
+                 workers: int = 1):  # fmt: skip
         self.name = name
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -41,19 +42,21 @@ class ServerProcess:
             **env,
         }
         self.threads = threads
+        self.workers = workers
         # A file, not a pipe: nobody reads a pipe while the server runs.
         fd, log_path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
 
-    def start(self, *, wait: bool = True) -> "ServerProcess":
+    def start(self, *, wait: bool = True, ready_path: str = "/health/live"):
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
                     sys.executable, "-m", "granian", "--interface", "wsgi",
                     "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", "1", "--blocking-threads", str(self.threads),
+                    "--workers", str(self.workers),
+                    "--blocking-threads", str(self.threads),
                     "--no-ws", "--log-level", "warning",
                     "config.wsgi:application",
                 ],
@@ -64,19 +67,19 @@ class ServerProcess:
                 start_new_session=True,
             )  # fmt: skip
         if wait:
-            self.wait_ready()
+            self.wait_ready(path=ready_path)
         return self
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, path: str = "/health/live") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

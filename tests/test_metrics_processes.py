@@ -2,11 +2,6 @@
 with two worker processes sharing one multiprocess directory (Dockerfile)."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +11,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from conftest import subprocess_database_env
 from tests.polling import poll
 from tests.prometheus import scrape_url, value
+from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "orders", "catalog"]
@@ -23,12 +19,6 @@ pytestmark = pytest.mark.django_db(
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSES = "django_http_responses_total_by_status_view_method"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def answers(url: str) -> bool:
@@ -39,65 +29,23 @@ def answers(url: str) -> bool:
         return False
 
 
-class Granian:
-    def __init__(self, multiprocess_dir: Path, workers: int = 2):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        fd, log_path = tempfile.mkstemp(prefix="granian-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_path)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "PROMETHEUS_MULTIPROC_DIR": str(multiprocess_dir),
-            **subprocess_database_env(),
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "granian"),
-                    "--interface", "wsgi", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--workers", str(workers),
-                    "--blocking-threads", "2", "--no-ws",
-                    "config.wsgi:application",
-                ],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_path.unlink(missing_ok=True)
-
-
 @pytest.fixture
 def granian(transactional_db, tmp_path):
     directory = tmp_path / "prometheus"
     directory.mkdir()  # empty, as the entrypoint leaves it
-    server = Granian(directory)
+    server = ServerProcess(
+        {**subprocess_database_env(), "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        name="granian",
+        workers=2,
+        threads=2,
+    )
     server.directory = directory
     try:
-        poll(
-            lambda: (
-                server.process.poll() is not None
-                # Not /health/live, whose answers the test counts.
-                or answers(f"{server.url}/metrics")
-            ),
-            timeout=60,
-            message="granian to answer",
-        )
-        assert server.process.poll() is None, server.output()
+        # Not /health/live, whose answers the test counts.
+        server.start(ready_path="/metrics")
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 def live_responses_by_process(directory: Path) -> dict[str, float]:

@@ -493,68 +493,29 @@ def test_remote_keys_refetch_for_an_unknown_kid_at_most_once_per_interval(caplog
 
 
 class JwksServer:
-    """A real server process of the users context (runserver), signing with
-    the given key pair, serving its JWKS."""
+    """A real server process of the users context, signing with the given
+    key pair, serving its JWKS."""
 
     def __init__(self, port: int, private_pem: str | None = None):
-        import os
-        import subprocess
-        import sys
-        import tempfile
-        from pathlib import Path
-
         from conftest import subprocess_database_env
+        from tests.servers import ServerProcess
 
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            **subprocess_database_env(),
-        }
+        env = subprocess_database_env()
         if private_pem is not None:
             from config.keys import public_pem_from_private
 
             env["JWT_PRIVATE_KEY"] = private_pem
             env["JWT_PUBLIC_KEY"] = public_pem_from_private(private_pem)
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "manage.py", "runserver", "--noreload",
-                "--skip-checks", f"127.0.0.1:{port}",
-            ],
-            cwd=Path(settings.BASE_DIR),
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.server = ServerProcess(env, port=port, name="users").start()
+        self.url = self.server.url
 
     def jwks(self) -> list[dict]:
         import httpx
 
-        from tests.polling import poll
-
-        def fetch():
-            if self.process.poll() is not None:
-                self.log.seek(0)
-                raise AssertionError(f"the server exited: {self.log.read()[-3000:]}")
-            try:
-                response = httpx.get(self.url + "/.well-known/jwks.json", timeout=1)
-            except httpx.TransportError:
-                return None
-            return response.json()["keys"] if response.status_code == 200 else None
-
-        return poll(fetch, timeout=60, message="the JWKS server")
+        return httpx.get(self.url + "/.well-known/jwks.json").json()["keys"]
 
     def stop(self) -> None:
-        import subprocess
-
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        self.server.close()
 
 
 MY_ORDERS = "/api/v1/orders"

@@ -1,15 +1,11 @@
 """Rate limits at the edge, counted in the real Redis (ADR 0019)."""
 
-import json
 import logging
-import os
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
+import httpx
 import jwt
 import pytest
 import redis
@@ -26,7 +22,6 @@ from config.keys import load_or_create_keypair
 from conftest import login, subprocess_database_env
 from tests.events.conftest import free_port
 from tests.polling import poll
-from tests.subprocesses import ROOT
 
 HIGH = "100000/minute"
 LOGIN = "/api/v1/users/login"
@@ -425,64 +420,32 @@ def test_limits_go_back_to_redis_when_it_returns(limits, redis_server):
 
 def test_the_limit_holds_across_two_server_processes_sharing_redis():
     """Two real servers, one Redis: the per-email login budget is one."""
+    from tests.servers import ServerProcess
+
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
         **subprocess_database_env(),
         "CACHE_URL": django_settings.CACHES["default"]["LOCATION"],
         "RATELIMIT_STORAGE_URL": django_settings.RATELIMIT_STORAGE_URL,
         "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
         "RATELIMIT_LOGIN_EMAIL": "4/minute",
     }
-    ports = [free_port(), free_port()]
-    servers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "runserver",
-                "--noreload",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for port in ports
-    ]
-
-    def post_login(port):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{LOGIN}",
-            json.dumps({"email": "shared@example.com", "password": "x" * 12}).encode(),
-            {"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-
-    def up(port):
-        try:
-            url = f"http://127.0.0.1:{port}/health/live"
-            return urllib.request.urlopen(url, timeout=1).status == 200
-        except OSError:
-            return False
-
+    servers = [ServerProcess(env, name=f"gateway-{n}") for n in (1, 2)]
+    body = {"email": "shared@example.com", "password": "x" * 12}
     try:
-        for port in ports:
-            poll(lambda port=port: up(port), timeout=60, message="runserver")
-        statuses = [(port, post_login(port)) for _ in range(5) for port in ports]
-    finally:
         for server in servers:
-            server.terminate()
-        logs = [server.communicate(timeout=20)[1] for server in servers]
+            server.start()
+        statuses = [
+            (server.port, httpx.post(server.url + LOGIN, json=body).status_code)
+            for _ in range(5)
+            for server in servers
+        ]
+    finally:
+        logs = [server.stop() for server in servers]
+        for server in servers:
+            server.close()
 
+    ports = {server.port for server in servers}
     allowed = [(port, status) for port, status in statuses if status != 429]
     assert [status for _, status in allowed] == [401] * 4, logs
-    assert {port for port, _ in allowed} == set(ports)
+    assert {port for port, _ in allowed} == ports
     assert [status for _, status in statuses[4:]] == [429] * 6
