@@ -71,7 +71,10 @@ class ServerProcess:
         return self
 
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:  # closed already
+            return ""
 
     def wait_ready(self, timeout: float = 60, path: str = "/health/live") -> None:
         deadline = time.monotonic() + timeout
