@@ -29,6 +29,7 @@ from jwt import PyJWK, PyJWKClient, PyJWKSet
 from rest_framework.authentication import BaseAuthentication
 
 from apps.gateway import revocation
+from apps.gateway.balancer import Instance
 from apps.gateway.interface import Principal
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,11 @@ def key_source() -> LocalKeys | RemoteKeys:
     remote = users.get("mode") == "remote"
     config = (
         remote,
-        tuple(users.get("instances", ())) if remote else (),
+        # "http://host:port" or {"url": ..., "weight": n}, as the balancer
+        # reads them.
+        tuple(Instance.from_setting(i).url for i in users.get("instances", ()))
+        if remote
+        else (),
         settings.GATEWAY_JWKS_CACHE_SECONDS,
         settings.GATEWAY_JWKS_REFETCH_SECONDS,
         settings.GATEWAY_JWKS_TIMEOUT_SECONDS,

@@ -152,6 +152,11 @@ class ContextBinding:
         cls = self.errors.get(body.get("type", ""))
         detail = body.get("detail") or ""
         data = body.get("data") or {}
+        if body.get("type") in ("ServiceUnavailable", "ContextUnavailable"):
+            # Its own call to another context failed: transient here too.
+            from apps.gateway.remote import ContextUnavailable
+
+            return ContextUnavailable(self.context, detail or "unavailable")
         if cls is None:
             return RemoteError(
                 f"{self.context}: {body.get('type', 'error')}: {detail}",

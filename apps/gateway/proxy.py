@@ -63,9 +63,13 @@ def _request_headers(request) -> dict[str, str]:
     connection = request.headers.get("Connection", "")
     dropped = HOP_BY_HOP | {t.strip().lower() for t in connection.split(",") if t}
     dropped |= {"host", "content-length", "x-forwarded-for", "x-forwarded-host",
-                "x-forwarded-proto", "x-request-id"}  # fmt: skip
+                "x-forwarded-proto", "x-request-id",
+                # The internal API's credential is never a client's to send.
+                "x-internal-token"}  # fmt: skip
+    # Bytes: a WSGI header is latin-1 text, which httpx would encode as
+    # ASCII (and fail on "é").
     headers = {
-        name: value
+        name: value.encode("latin-1")
         for name, value in request.headers.items()
         if name.lower() not in dropped
     }
@@ -136,6 +140,13 @@ def proxy(request, context: str):
     return response
 
 
+def _has_dot_segments(path: str) -> bool:
+    """``.`` or ``..`` segments (``%2e`` is decoded before Django sees the
+    path): httpx would resolve them, so ``/api/v1/products/../users/login``
+    would reach another route than the one checked here and rate-limited."""
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
 class GatewayProxyMiddleware:
     """Proxy the public routes of remote contexts; everything else passes."""
 
@@ -146,4 +157,9 @@ class GatewayProxyMiddleware:
         context = remote_context_for(request.path)
         if context is None:
             return self.get_response(request)
+        if _has_dot_segments(request.path):
+            return problem_response(
+                request,
+                problem(400, "malformed_path", "The path has . or .. segments."),
+            )
         return proxy(request, context)

@@ -482,8 +482,12 @@ def http_client(destination: str) -> httpx.Client:
                         connect=policy.connect_timeout,
                         pool=policy.connect_timeout,
                     ),
+                    # The bulkhead bounds calls in flight; a streamed answer
+                    # keeps its connection after its call has left the
+                    # bulkhead, so the pool itself is not bounded (waiting
+                    # for it would count as the destination's failure).
                     limits=httpx.Limits(
-                        max_connections=size, max_keepalive_connections=size
+                        max_connections=None, max_keepalive_connections=size
                     ),
                 )
     return client

@@ -590,3 +590,22 @@ def test_a_remote_users_context_keys_are_fetched_and_rotation_is_followed(
     assert with_new_key.status_code == 200
     assert with_new_key.json()["results"] == []
     _refused(with_old_key, "Token is signed with an unknown key")
+
+
+def test_remote_users_instances_may_be_weighted(
+    api_client, customer, auth_client, settings
+):
+    access = auth_client(customer).tokens["access"]
+    settings.CONTEXTS = {
+        **settings.CONTEXTS,
+        "users": {
+            "mode": "remote",
+            "instances": [{"url": f"http://127.0.0.1:{_free_port()}", "weight": 2}],
+        },
+    }
+
+    # No JWKS can be fetched from a closed port: refused, not a 500.
+    response = api_client.get(MY_ORDERS, **_bearer(access))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"

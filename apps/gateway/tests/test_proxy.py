@@ -178,3 +178,45 @@ def test_a_local_context_is_not_proxied(client, upstream, settings):
     assert response.status_code == 404
     assert response.json()["code"] == "product_not_found"
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/products/../users/login",
+        "/api/v1/products/./tea",
+        "/api/v1/products/%2e%2e/x",
+    ],
+)
+def test_dot_segments_are_refused_not_resolved_upstream(client, upstream, path):
+    response = client.post(path, data={}, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_path"
+    assert upstream.requests == []
+
+
+def test_the_internal_token_and_odd_header_text_are_handled(client, upstream):
+    response = client.get(
+        "/api/v1/products/tea",
+        headers={"X-Internal-Token": "guess", "X-Shopper-Name": "Zoë"},
+    )
+
+    assert response.status_code == 200
+    [seen] = upstream.requests
+    assert "x-internal-token" not in seen["headers"]
+    assert seen["headers"]["x-shopper-name"].encode("latin-1") == "Zoë".encode(
+        "latin-1"
+    )
+
+
+def test_a_remote_unavailable_error_stays_transient():
+    from apps.gateway.interface import ContextUnavailable
+    from apps.products.interface import binding
+
+    error = binding.error_from_remote(
+        {"type": "ContextUnavailable", "detail": "circuit open", "data": {}}
+    )
+
+    assert isinstance(error, ContextUnavailable)
+    assert error.status == 503
