@@ -551,16 +551,22 @@ class Server:
         return "\n".join(text[-lines:])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
+        stop_group(self.proc, self.log, grace_s=20)
+
+
+def stop_group(proc: subprocess.Popen, log, grace_s: float) -> None:
+    """Stop a process started in its own session, and everything it
+    started: SIGTERM, then SIGKILL after ``grace_s``; close its log."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace_s)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    log.close()
 
 
 def run_wrk(args, port: int, scenario: Scenario, ctx: dict, duration: int) -> dict:

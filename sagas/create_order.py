@@ -18,7 +18,7 @@ retries of these idempotent calls, a circuit breaker per provider).
 
 from typing import Any
 
-from apps.gateway import resilience
+from apps.gateway.interface import resilient_call
 from apps.orders import interface as orders
 from apps.products import interface as catalog
 from sagas.engine import (
@@ -92,7 +92,7 @@ def release_stock(ctx: StepContext) -> None:
 def charge_payment(ctx: StepContext) -> dict[str, Any]:
     order = orders.get_order(ctx.order_id)
     try:
-        charge = resilience.call(
+        charge = resilient_call(
             PAYMENT,
             payment_provider().charge,
             idempotent=True,
@@ -109,14 +109,14 @@ def charge_payment(ctx: StepContext) -> dict[str, Any]:
 
 def refund_payment(ctx: StepContext) -> None:
     provider = payment_provider()
-    charge = resilience.call(
+    charge = resilient_call(
         PAYMENT,
         provider.find_charge,
         idempotent=True,
         idempotency_key=ctx.key("charge_payment"),
     )
     if charge is not None and charge.status == "captured":
-        resilience.call(
+        resilient_call(
             PAYMENT,
             provider.refund,
             idempotent=True,
@@ -139,7 +139,7 @@ def create_shipment(ctx: StepContext) -> dict[str, Any]:
         ],
     }
     try:
-        shipment = resilience.call(
+        shipment = resilient_call(
             SHIPPING,
             shipping_provider().create_shipment,
             idempotent=True,
@@ -153,14 +153,14 @@ def create_shipment(ctx: StepContext) -> dict[str, Any]:
 
 def cancel_shipment(ctx: StepContext) -> None:
     provider = shipping_provider()
-    shipment = resilience.call(
+    shipment = resilient_call(
         SHIPPING,
         provider.find_shipment,
         idempotent=True,
         idempotency_key=ctx.key("create_shipment"),
     )
     if shipment is not None and shipment.status != "cancelled":
-        resilience.call(
+        resilient_call(
             SHIPPING, provider.cancel, idempotent=True, shipment_id=shipment.id
         )
 

@@ -45,7 +45,7 @@ from django.db import (
 from django.utils import timezone
 
 from apps.core.errors import ServiceUnavailable
-from apps.gateway.resilience import RETRYABLE, CircuitOpen
+from apps.gateway.interface import RETRYABLE, CircuitOpen
 from sagas import metrics
 from sagas.models import Saga, SagaStatus, SagaStepLog, StepKind, StepStatus
 

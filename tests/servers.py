@@ -107,3 +107,43 @@ class ServerProcess:
     def close(self) -> None:
         self.stop()
         self.log_path.unlink(missing_ok=True)
+
+
+class RelayProcess:
+    """``manage.py relay_outbox`` on the test databases and exchange."""
+
+    def __init__(self, extra_env: dict[str, str]):
+        from conftest import subprocess_database_env
+
+        fd, log_path = tempfile.mkstemp(prefix="relay-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log_path)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            **subprocess_database_env(),
+            **extra_env,
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "relay_outbox"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # it stops between batches
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        output = self.output()
+        self.log_path.unlink(missing_ok=True)
+        return output

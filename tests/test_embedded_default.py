@@ -139,8 +139,8 @@ def test_the_embedded_default_serves_concurrent_writers_without_lock_errors(
     import urllib.request
     from collections import Counter
 
-    from tests.events.conftest import free_port
     from tests.polling import poll
+    from tests.servers import free_port
     from tests.subprocesses import ROOT
 
     env = embedded_env(tmp_path)

@@ -12,8 +12,6 @@ balancing splits traffic by weight.
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from decimal import Decimal
 
@@ -23,7 +21,7 @@ import pytest
 from apps.products.models import Product
 from conftest import WorkerProcess, subprocess_database_env
 from tests.polling import poll
-from tests.servers import ROOT, ServerProcess
+from tests.servers import RelayProcess, ServerProcess
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "orders", "catalog"]
@@ -115,18 +113,8 @@ def test_an_order_placed_through_the_gateway_completes(deployment, customer, sta
     )
     deployment.on_close(worker.stop)
     worker.wait_ready()
-    relay = subprocess.Popen(
-        [sys.executable, "manage.py", "relay_outbox"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            **deployment.env,
-        },  # fmt: skip
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deployment.on_close(lambda: (relay.terminate(), relay.wait(timeout=20)))
+    relay = RelayProcess(deployment.env)
+    deployment.on_close(relay.stop)
     customer_auth = _bearer(gateway, customer)
 
     placed = httpx.post(

@@ -6,6 +6,8 @@
 - ``user_tokens_revoke``: revoke every access token of a user issued until
   now (password change, deactivation, deletion, logout everywhere); every
   process refuses them from its next request (ADR 0017).
+- ``resilient_call`` (and its errors): the one resilience policy for a
+  call that leaves the process, e.g. to a payment provider (ADR 0020).
 - ``ContextBinding``: how a context's interface runs in this process or
   against another deployment of that context, by settings (ADR 0025);
   ``ContextUnavailable`` (503) when that deployment cannot answer now.
@@ -18,13 +20,25 @@ from django.db import transaction
 
 from apps.gateway.bindings import ContextBinding, RemoteError, context_mode
 from apps.gateway.remote import ContextUnavailable
+from apps.gateway.resilience import (
+    RETRYABLE,
+    CallTimeout,
+    CircuitOpen,
+    RetryableError,
+)
+from apps.gateway.resilience import call as resilient_call
 
 __all__ = [
+    "RETRYABLE",
+    "CallTimeout",
+    "CircuitOpen",
     "ContextBinding",
     "ContextUnavailable",
     "Principal",
     "RemoteError",
+    "RetryableError",
     "context_mode",
+    "resilient_call",
     "user_tokens_revoke",
 ]
 

@@ -94,7 +94,6 @@ class Policy:
     breaker_redis_url: str = ""
     bulkhead_max_concurrent: int = 10
     bulkhead_max_queue: int = 20
-    retryable: tuple[type[BaseException], ...] = field(default=RETRYABLE)
     # How the policy waits between attempts (tests record the pauses).
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
@@ -304,7 +303,6 @@ class _Circuit:
     """The breaker of one destination: admission and outcomes."""
 
     def __init__(self, destination: str, policy: Policy):
-        retryable = policy.retryable
         self.destination = destination
         self.policy = policy
         self.storage = _storage(destination, policy)
@@ -314,7 +312,7 @@ class _Circuit:
             success_threshold=policy.breaker_success_threshold,
             # Business answers (a declined card) say nothing about the
             # destination's health.
-            exclude=[lambda exc: not isinstance(exc, retryable)],
+            exclude=[lambda exc: not isinstance(exc, RETRYABLE)],
             state_storage=self.storage,
             name=destination,
             listeners=[BreakerStateListener()],
@@ -388,7 +386,6 @@ def _policy_key(destination: str, policy: Policy) -> tuple:
         policy.breaker_reset_timeout,
         policy.breaker_success_threshold,
         policy.breaker_redis_url,
-        policy.retryable,
         policy.total_timeout,
     )
 
@@ -569,10 +566,9 @@ def _attempt(circuit: _Circuit, deadline: float, fn, args, kwargs):
 
 def _retrying(policy: Policy, idempotent: bool, deadline: float) -> tenacity.Retrying:
     delays = policy.retry_delays if idempotent else ()
-    retryable = policy.retryable
 
     def worth_retrying(exc: BaseException) -> bool:
-        return isinstance(exc, retryable) and not isinstance(exc, NOT_CALLED)
+        return isinstance(exc, RETRYABLE) and not isinstance(exc, NOT_CALLED)
 
     def backoff(state: tenacity.RetryCallState) -> float:
         # Asked before the stop condition, also after the last attempt.

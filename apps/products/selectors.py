@@ -121,12 +121,6 @@ def products_filtered(filters: ProductFilters) -> QuerySet[Product]:
     return queryset
 
 
-def product_list(
-    *, filters: ProductFilters, ordering: str = "newest"
-) -> QuerySet[Product]:
-    return products_filtered(filters).order_by(*ORDERINGS[ordering])
-
-
 def products_in_order(product_ids: list[str]) -> list[Product]:
     """The products with these ids, in the order given (missing ones left out)."""
     found = Product.objects.in_bulk(product_ids)

@@ -130,12 +130,12 @@ _IF_MATCH = OpenApiParameter(
 )
 
 
-def _page(request, view, items, load=None) -> Response:
+def _page(request, view, items, load) -> Response:
     """A page of a list of ``items`` (ids, say), which ``load`` turns into
     products: the search path with typo matches."""
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(items, request, view=view)
-    products = load(page) if load else page
+    products = load(page)
     response = paginator.get_paginated_response(
         [product_representation(p) for p in products]
     )

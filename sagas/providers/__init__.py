@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from apps.gateway.resilience import RetryableError
+from apps.gateway.interface import RetryableError
 
 
 class ProviderError(Exception):

@@ -35,7 +35,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from apps.gateway.resilience import CallTimeout
+from apps.gateway.interface import CallTimeout
 from sagas.models import (
     SandboxCharge,
     SandboxChargeStatus,

@@ -5,11 +5,6 @@ RabbitMQ; two Celery worker processes run the saga consumer and every
 step. Then every invariant of the run holds."""
 
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,11 +13,11 @@ from kombu import Connection
 import conftest as root_conftest
 from sagas.chaos import CUSTOMER_CANCEL_REASON, ChaosOptions, chaos_run
 from sagas.tests.conftest import databases
+from tests import servers
 
 # The event tests' exchange per test (and its queues, deleted after).
 from tests.events.conftest import DELAYS_MS, events_exchange  # noqa: F401
 from tests.polling import poll
-from tests.subprocesses import ROOT
 
 pytestmark = databases
 
@@ -58,44 +53,6 @@ OPTIONS = ChaosOptions(
 )
 
 
-class RelayProcess:
-    """``manage.py relay_outbox`` on the test databases and exchange."""
-
-    def __init__(self, extra_env: dict[str, str]):
-        fd, log_path = tempfile.mkstemp(prefix="relay-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_path)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            **root_conftest.subprocess_database_env(),
-            **extra_env,
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "relay_outbox"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # it stops between batches
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        output = self.output()
-        self.log_path.unlink(missing_ok=True)
-        return output
-
-
 @pytest.fixture
 def real_path(transactional_db, events_exchange):  # noqa: F811
     """The relay process and two worker processes that share one task
@@ -103,7 +60,7 @@ def real_path(transactional_db, events_exchange):  # noqa: F811
     safety net), all on this test's exchange."""
     queue = f"saga-chaos-{os.urandom(4).hex()}"
     env = {"EVENTS_EXCHANGE": events_exchange, "SAGA_TASK_QUEUE": queue, **FAST_ENV}
-    relay = RelayProcess({**env, "OUTBOX_RELAY_POLL_SECONDS": "0.2"})
+    relay = servers.RelayProcess({**env, "OUTBOX_RELAY_POLL_SECONDS": "0.2"})
     workers = [
         root_conftest.WorkerProcess(
             queue,

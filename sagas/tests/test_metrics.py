@@ -3,7 +3,6 @@ real Celery worker, which serves its own metrics on a port), and stuck
 sagas measured by the web's /metrics."""
 
 import os
-import socket
 import uuid
 from datetime import timedelta
 
@@ -17,16 +16,11 @@ from sagas.models import Saga, SagaStatus, SagaStepLog
 from sagas.tests.conftest import FAST, SAGA_CONSUMER, databases
 from tests.polling import poll
 from tests.prometheus import samples, scrape_url, value
+from tests.servers import free_port
 
 pytestmark = databases
 
 STEP_TASK = "sagas.tasks.saga_step_task"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 exchange per test, an SMTP sink standing in for the mail server, a queue
 that captures every published event, and workers that run the consumers."""
 
-import socket
 import uuid
 from decimal import Decimal
 
@@ -13,14 +12,9 @@ from kombu import Connection, Queue, binding
 
 from apps.core.messaging import topology
 from apps.products.models import Product
+from tests.servers import free_port
 
 DELAYS_MS = [100, 200]  # three attempts, then the dead-letter queue
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mailbox:

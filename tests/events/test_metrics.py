@@ -5,9 +5,9 @@ real worker on the real RabbitMQ."""
 import pytest
 
 from apps.core.messaging import relay, topology
-from tests.events.conftest import free_port
 from tests.polling import poll
 from tests.prometheus import samples, scrape_url, value
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(
     transaction=True, databases=["default", "orders", "catalog"]

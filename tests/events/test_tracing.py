@@ -26,8 +26,8 @@ from kombu import Connection
 
 from apps.orders.models import Order
 from conftest import subprocess_database_env
-from tests.events.conftest import free_port
 from tests.polling import poll
+from tests.servers import free_port
 from tests.subprocesses import ROOT
 
 pytestmark = pytest.mark.django_db(

@@ -22,6 +22,7 @@ from rest_framework.test import APIRequestFactory
 from apps.gateway import revocation
 from apps.gateway.auth import GatewayAuthentication, RemoteKeys
 from apps.gateway.interface import Principal
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(databases=["default", "catalog", "orders"])
 
@@ -521,14 +522,6 @@ class JwksServer:
 MY_ORDERS = "/api/v1/orders"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def jwks_server():
     servers = []
@@ -548,7 +541,7 @@ def test_a_remote_users_context_keys_are_fetched_and_rotation_is_followed(
 ):
     # An endpoint of a local context (the users context's own routes are
     # proxied to it when it is remote): verified here, with the remote keys.
-    port = _free_port()
+    port = free_port()
     first = jwks_server(port)  # the keys this process signs with too
     (first_key,) = first.jwks()
     access = auth_client(customer).tokens["access"]  # logged in here
@@ -600,7 +593,7 @@ def test_remote_users_instances_may_be_weighted(
         **settings.CONTEXTS,
         "users": {
             "mode": "remote",
-            "instances": [{"url": f"http://127.0.0.1:{_free_port()}", "weight": 2}],
+            "instances": [{"url": f"http://127.0.0.1:{free_port()}", "weight": 2}],
         },
     }
 

@@ -20,8 +20,8 @@ from apps.gateway import ratelimit
 from apps.gateway.ratelimit import Config, client_ip, parse_trusted_proxies
 from config.keys import load_or_create_keypair
 from conftest import login, subprocess_database_env
-from tests.events.conftest import free_port
 from tests.polling import poll
+from tests.servers import free_port
 
 HIGH = "100000/minute"
 LOGIN = "/api/v1/users/login"

@@ -29,7 +29,7 @@ def test_status_shows_contexts_routes_instances_and_circuits(
     assert products["routes"] == ["/api/v1/products"]
     assert products["balancer"] == "round_robin"
     assert [i["url"] for i in products["instances"]] == ["http://127.0.0.1:9"]
-    assert products["circuit"] in ("closed", "open", "half-open")
+    assert products["circuit"] == "closed"  # nothing called it yet
 
 
 def test_status_is_for_staff_only(api_client, auth_client, customer):

@@ -1,5 +1,6 @@
-"""The catalog's module structure: one home for its errors, no import
-cycles between its modules (the orders context copies this shape)."""
+"""The catalog's module structure: its errors, reservations and search in
+modules of their own (errors' home and import cycles are checked for every
+context in tests/test_context_structure.py)."""
 
 import ast
 import importlib
@@ -20,43 +21,6 @@ def _modules() -> dict[str, ast.Module]:
     }
 
 
-def _own_imports(tree: ast.Module) -> set[str]:
-    """The sibling modules a module imports, at any depth (function-level
-    imports included: a lazy import is still a dependency)."""
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "apps.products":
-                found |= {alias.name for alias in node.names}
-            elif node.module.startswith("apps.products."):
-                found.add(node.module.split(".")[2])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("apps.products."):
-                    found.add(alias.name.split(".")[2])
-    return found
-
-
-def test_catalog_modules_import_each_other_without_cycles():
-    modules = _modules()
-    graph = {
-        name: _own_imports(tree) & modules.keys() for name, tree in modules.items()
-    }
-    cycles = set()
-
-    def visit(name, path):
-        for imported in sorted(graph[name]):
-            if imported in path:
-                cycles.add(" -> ".join([*path[path.index(imported) :], imported]))
-            else:
-                visit(imported, [*path, imported])
-
-    for name in sorted(graph):
-        visit(name, [name])
-
-    assert cycles == set()
-
-
 def test_interface_imports_at_module_level_only():
     tree = _modules()["interface"]
     nested = [
@@ -70,18 +34,18 @@ def test_interface_imports_at_module_level_only():
     assert nested == []
 
 
-def test_every_catalog_domain_error_lives_in_errors_with_its_own_code():
+def test_the_catalog_errors_are_the_ones_callers_know():
+    # Each in errors.py with a code of its own, no import cycles:
+    # tests/test_context_structure.py, for every context.
     defined = {
-        cls
-        for name in _modules()
+        cls.__name__
         for _, cls in inspect.getmembers(
-            importlib.import_module(f"apps.products.{name}"), inspect.isclass
+            importlib.import_module("apps.products.errors"), inspect.isclass
         )
-        if issubclass(cls, DomainError) and cls.__module__.startswith("apps.products")
+        if issubclass(cls, DomainError) and cls.__module__ == "apps.products.errors"
     }
 
-    assert {cls.__module__ for cls in defined} == {"apps.products.errors"}
-    assert {cls.__name__ for cls in defined} >= {
+    assert defined >= {
         "ProductNotFound",
         "ProductConflict",
         "ProductChanged",
@@ -89,9 +53,6 @@ def test_every_catalog_domain_error_lives_in_errors_with_its_own_code():
         "ReservationNotFound",
         "ReservationConflict",
     }
-    # A code of its own, declared on the class, and no two alike.
-    assert all("code" in vars(cls) for cls in defined)
-    assert len({cls.code for cls in defined}) == len(defined)
 
 
 def test_interface_re_exports_the_errors_callers_may_catch():
