@@ -165,6 +165,11 @@ def main(argv=None) -> int:
 
     paths = [
         ("GET /bench/bare", lambda: send("GET", "/bench/bare"), opts.requests),
+        (
+            "GET /bench/django (/health/live, no middleware)",
+            lambda: send("GET", "/bench/django"),
+            opts.requests,
+        ),
         ("GET /health/live", health, opts.requests),
         (
             "GET /api/v1/products/{id} (1,000 ids cycled, cached)",

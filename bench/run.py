@@ -158,10 +158,15 @@ CEILING = Scenario("GET /health/live (ceiling)", "/health/live")
 # The platform's ceiling: a Django JsonResponse with no middleware and no
 # URL resolution, on the same server (bench/wsgi.py).
 BARE = Scenario("GET /bench/bare (bare Django ceiling)", "/bench/bare")
-CEILINGS = (CEILING, BARE)
+# /health/live through Django's handler with no middleware (bench/wsgi.py):
+# the full-stack ceiling over this one is what the middleware costs.
+NO_MIDDLEWARE = Scenario(
+    "GET /bench/django (/health/live, no middleware)", "/bench/django"
+)
+CEILINGS = (CEILING, BARE, NO_MIDDLEWARE)
 
 GROUPS: list[Group] = [
-    Group("ceiling", [BARE, CEILING]),
+    Group("ceiling", [BARE, NO_MIDDLEWARE, CEILING]),
     Group(
         "users",
         setup=setup_users,
@@ -698,11 +703,19 @@ def bench_server(args, spec: ServerSpec, env, src, groups, run_dir: Path) -> dic
     record["loadavg_after"] = os.getloadavg()
     ceiling = summarize(runs[CEILING.name])["rps"]
     bare = summarize(runs[BARE.name])["rps"] if BARE.name in runs else None
+    no_middleware = (
+        summarize(runs[NO_MIDDLEWARE.name])["rps"]
+        if NO_MIDDLEWARE.name in runs
+        else None
+    )
     record["scenarios"] = []
     for _, scenario in plan:
         summary = summarize(runs[scenario.name])
         summary["ratio_to_ceiling"] = summary["rps"] / ceiling if ceiling else None
         summary["ratio_to_bare"] = summary["rps"] / bare if bare else None
+        summary["ratio_to_no_middleware"] = (
+            summary["rps"] / no_middleware if no_middleware else None
+        )
         if not args.keep_wrk_output:
             for run in runs[scenario.name]:
                 run.pop("wrk_output", None)
@@ -771,8 +784,9 @@ def _ratio(value) -> str:
 def markdown_table(records: list[dict]) -> str:
     lines = [
         "| server | endpoint | req/s (median) | req/s (min–max) | × ceiling "
-        "| × bare | p50 ms | p95 ms | p99 ms | server CPU ms/req | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| × no middleware | × bare | p50 ms | p95 ms | p99 ms | server CPU ms/req "
+        "| errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for record in records:
         for scenario in record["scenarios"]:
@@ -782,6 +796,7 @@ def markdown_table(records: list[dict]) -> str:
                 f"| {record['server']} | {scenario['name']} | {m['rps']:,.0f} "
                 f"| {m['rps_min']:,.0f}–{m['rps_max']:,.0f} "
                 f"| {m['ratio_to_ceiling']:.2f} "
+                f"| {_ratio(m.get('ratio_to_no_middleware'))} "
                 f"| {_ratio(m.get('ratio_to_bare'))} | {m['p50_us'] / 1000:.1f} "
                 f"| {m['p95_us'] / 1000:.1f} | {m['p99_us'] / 1000:.1f} "
                 f"| {m['server_cpu_ms_per_request']:.2f} | {errors} |"

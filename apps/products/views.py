@@ -251,6 +251,23 @@ class ProductSearchView(ProductView):
 _RENDERER = JSONRenderer()
 
 
+def _detail_response(
+    found: tuple[bytes, str, bool], allowed_methods: list[str]
+) -> HttpResponse:
+    body, etag, _ = found
+    return HttpResponse(
+        body,
+        content_type="application/json",
+        # DRF's own headers too, so that the answer is the same whichever
+        # path gave it (ProductDetailView.dispatch).
+        headers={
+            "ETag": etag,
+            "Allow": ", ".join(allowed_methods),
+            "Vary": "Accept",
+        },
+    )
+
+
 def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
     """A product's detail response, as the cache keeps it: the JSON body,
     the ETag, and whether it is archived (shown to staff only)."""
@@ -262,7 +279,35 @@ def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
     return body, _etag(product), product.is_archived
 
 
+# The Accept headers DRF's content negotiation answers with plain JSON for
+# a product: none, anything, or JSON itself.
+_PLAIN_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+# What get() finds when dispatch() has not looked the product up.
+_NOT_LOOKED_UP = object()
+
+
 class ProductDetailView(ProductView):
+    def dispatch(self, request, *args, **kwargs):
+        """A GET of a product anyone may see, answered from its cached JSON
+        before DRF wraps the request, authenticates and negotiates: that was
+        a sixth of a cached read's CPU (docs/performance.md). It answers
+        only what DRF would answer the same way (no query string, a JSON
+        Accept, a product that is not archived) with the same headers;
+        every other request, and the 404 or archived product, goes through
+        DRF, which reuses the lookup made here."""
+        meta = request.META
+        if (
+            request.method == "GET"
+            and not meta.get("QUERY_STRING")
+            and meta.get("HTTP_ACCEPT", "") in _PLAIN_JSON_ACCEPTS
+        ):
+            product_id = kwargs["product_id"]
+            found = cache.cached(product_id, lambda: _detail(product_id))
+            if found is not None and not found[2]:
+                return _detail_response(found, self.allowed_methods)
+            request.product_found = found
+        return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(
         operation_id="products_retrieve",
         summary="A product (ETag; If-None-Match answers 304)",
@@ -272,13 +317,12 @@ class ProductDetailView(ProductView):
     def get(self, request, product_id):
         # Body, ETag and archived flag from one cache round trip (ADR 0026);
         # ConditionalGetMiddleware answers If-None-Match with 304.
-        found = cache.cached(product_id, lambda: _detail(product_id))
+        found = getattr(request._request, "product_found", _NOT_LOOKED_UP)
+        if found is _NOT_LOOKED_UP:
+            found = cache.cached(product_id, lambda: _detail(product_id))
         if found is None or (found[2] and not _is_staff(request)):
             raise ProductNotFound(f"No product with id {product_id}.")
-        body, etag, _ = found
-        return HttpResponse(
-            body, content_type="application/json", headers={"ETag": etag}
-        )
+        return _detail_response(found, self.allowed_methods)
 
     @extend_schema(
         operation_id="products_replace",

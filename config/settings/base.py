@@ -54,7 +54,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request counts and latency (django-prometheus): first and last, so
     # that the rest of the stack is inside the measurement.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.core.metrics.PrometheusBeforeMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     # Bearer tokens verified once, no database read: request.principal
     # (ADR 0017). The session and auth middleware below serve the admin.
@@ -73,7 +73,7 @@ MIDDLEWARE = [
     "apps.core.middleware.AdminOnlyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.ProblemDetailsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.core.metrics.PrometheusAfterMiddleware",
 ]
 # What the admin's HTML pages need and bearer-token clients do not, in
 # order; AdminOnlyMiddleware runs them except under these prefixes.

@@ -1,0 +1,73 @@
+"""A product read that DRF would answer with plain JSON is answered before
+DRF runs (ProductDetailView.dispatch); these tests hold the two paths to
+the same answer, and send every other read through DRF."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from apps.products import services
+
+pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
+
+URL = "/api/v1/products/{}"
+# Headers both paths set; X-Request-ID and the rate-limit counters differ
+# from one request to the next whichever path answers.
+SAME = ("Content-Type", "ETag", "Allow", "Vary", "Content-Length")
+
+
+@pytest.fixture
+def kettle():
+    return services.product_create(
+        id="kettle", name="Kettle", price=Decimal("20.00"), stock=4, category="Kitchen"
+    )
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
+def test_the_shortcut_answers_as_drf_does(api_client, kettle, accept):
+    # A composite Accept is not one the shortcut takes: DRF negotiates it.
+    through_drf = api_client.get(
+        URL.format("kettle"), headers={"Accept": "application/json, */*;q=0.5"}
+    )
+    headers = {"Accept": accept} if accept else {}
+    with CaptureQueriesContext(connections["catalog"]) as queries:
+        shortcut = api_client.get(URL.format("kettle"), headers=headers)
+    assert shortcut.status_code == through_drf.status_code == 200
+    assert shortcut.content == through_drf.content
+    assert shortcut.json()["stock"] == 4
+    for name in SAME:
+        assert shortcut[name] == through_drf[name], name
+    assert len(queries) == 0  # the DRF read above filled the cache
+
+
+def test_an_unknown_product_is_a_404_read_once(api_client):
+    with CaptureQueriesContext(connections["catalog"]) as queries:
+        response = api_client.get(URL.format("no-such-thing"))
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "product_not_found"
+    # The shortcut's lookup is the one DRF's path answers from.
+    assert len(queries) == 1
+
+
+def test_an_archived_product_is_hidden_from_customers_and_shown_to_staff(
+    api_client, auth_client, staff, kettle
+):
+    services.product_set_archived(product_id="kettle", archived=True)
+    hidden = api_client.get(URL.format("kettle"))
+    assert hidden.status_code == 404
+    assert hidden.json()["code"] == "product_not_found"
+    shown = auth_client(staff).get(URL.format("kettle"))
+    assert shown.status_code == 200
+    assert shown.json()["is_archived"] is True
+
+
+def test_reads_the_shortcut_does_not_take_still_get_drf_answers(api_client, kettle):
+    unknown = api_client.get(URL.format("kettle") + "?fields=name")
+    assert unknown.status_code == 400
+    assert unknown.json()["code"] == "validation_error"
+    html = api_client.get(URL.format("kettle"), headers={"Accept": "text/html"})
+    assert html.status_code == 406
+    assert html["Content-Type"] == "application/problem+json"
