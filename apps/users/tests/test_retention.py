@@ -70,8 +70,7 @@ def test_only_families_no_token_of_which_can_matter_are_deleted(customer):
     assert counts == {"users_refreshtokenfamily": 3}
     kept = set(RefreshTokenFamily.objects.values_list("id", flat=True))
     assert kept == {
-        families[name].id
-        for name in ("revoked_recently", "active", "unknown_age")
+        families[name].id for name in ("revoked_recently", "active", "unknown_age")
     }
 
 
