@@ -49,15 +49,16 @@ def _older_than(seconds: int) -> datetime:
     return timezone.now() - timedelta(seconds=seconds)
 
 
-def _superseded(model) -> Exists:
-    """A later row of the same aggregate exists (same consumer, for an
-    inbox): the row is not the one the next event is checked against."""
-    later = model._base_manager.filter(
-        aggregate_id=OuterRef("aggregate_id"), sequence__gt=OuterRef("sequence")
+def _superseded(model, **same: OuterRef) -> Exists:
+    """A later row of the same aggregate (and of ``same``) exists: the row
+    is not the one the next event is numbered or checked against."""
+    return Exists(
+        model._base_manager.filter(
+            aggregate_id=OuterRef("aggregate_id"),
+            sequence__gt=OuterRef("sequence"),
+            **same,
+        )
     )
-    if any(field.name == "consumer" for field in model._meta.fields):
-        later = later.filter(consumer=OuterRef("consumer"))
-    return Exists(later)
 
 
 def inbox_prune(model, *, dry_run: bool = False) -> int:
@@ -66,7 +67,7 @@ def inbox_prune(model, *, dry_run: bool = False) -> int:
     of each aggregate; return how many (with ``dry_run``: would be)."""
     db = router.db_for_write(model)
     stale = model._base_manager.using(db).filter(
-        _superseded(model),
+        _superseded(model, consumer=OuterRef("consumer")),
         processed_at__lt=_older_than(settings.EVENTS_INBOX_RETENTION_SECONDS),
     )
     return retention_delete_batched(stale, dry_run=dry_run)
