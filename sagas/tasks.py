@@ -10,7 +10,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from sagas import engine
+from sagas import engine, retention
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -26,3 +26,9 @@ def saga_step_task(self, saga_id: str, step_index: int, kind: str) -> str:
 @shared_task
 def saga_sweep_task() -> int:
     return engine.saga_sweep()
+
+
+@shared_task(acks_late=True)
+def sagas_prune_retained_task() -> dict[str, int]:
+    """Periodic: delete what is past its retention (ADR 0030)."""
+    return retention.sagas_prune_retained()

@@ -134,6 +134,10 @@ class IdempotencyRecord(models.Model):
                 fields=["user_id", "key"], name="order_idempotency_user_key"
             )
         ]
+        # Retention (ADR 0030) deletes records by age.
+        indexes = [
+            models.Index(fields=["created_at"], name="order_idempotency_created")
+        ]
 
     def __str__(self):
         return f"{self.user_id} {self.key}"

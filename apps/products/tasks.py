@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from apps.products import reservations
+from apps.products import reservations, retention
 
 
 @shared_task(acks_late=True)
@@ -14,3 +14,9 @@ def reservations_release_expired_task() -> dict[str, int]:
             older_than=timedelta(minutes=5)
         ),
     }
+
+
+@shared_task(acks_late=True)
+def catalog_prune_retained_task() -> dict[str, int]:
+    """Periodic: delete what is past its retention (ADR 0030)."""
+    return retention.catalog_prune_retained()

@@ -88,6 +88,10 @@ class RefreshTokenFamily(models.Model):
         User, on_delete=models.CASCADE, related_name="refresh_token_families"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the family's latest refresh token was issued (at login, then at
+    # each rotation): it expires a refresh lifetime later, and with it the
+    # family (retention, ADR 0030). Null for families from before the field.
+    last_issued_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(
         max_length=16, choices=RevokedReason.choices, blank=True
@@ -95,6 +99,11 @@ class RefreshTokenFamily(models.Model):
 
     class Meta:
         verbose_name_plural = "refresh token families"
+        # Retention (ADR 0030) deletes families by these instants.
+        indexes = [
+            models.Index(fields=["revoked_at"], name="users_family_revoked"),
+            models.Index(fields=["last_issued_at"], name="users_family_last_issued"),
+        ]
 
     def __str__(self):
         return f"{self.id} ({self.revoked_reason or 'active'})"

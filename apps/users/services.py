@@ -203,10 +203,18 @@ def user_authenticate(*, email: str, password: str) -> User:
 @transaction.atomic
 def refresh_token_family_start(*, user: User) -> RefreshTokenFamily:
     """Open the family that the refresh tokens of one login belong to."""
-    family = RefreshTokenFamily(user=user)
+    family = RefreshTokenFamily(user=user, last_issued_at=timezone.now())
     family.full_clean()
     family.save()
     return family
+
+
+def refresh_token_family_issued(*, family_id: UUID | str) -> None:
+    """Record that a refresh token of the family was just issued (a
+    rotation): the family lives until that token expires (ADR 0030)."""
+    RefreshTokenFamily.objects.filter(id=family_id).update(
+        last_issued_at=timezone.now()
+    )
 
 
 def refresh_token_family_revoke(

@@ -144,6 +144,8 @@ class RefreshToken(_KeyedToken, tokens.RefreshToken):
         token["is_superuser"] = bool(user.is_superuser)
         if family_id is None:
             family_id = services.refresh_token_family_start(user=user).id
+        else:
+            services.refresh_token_family_issued(family_id=family_id)
         token[FAMILY_CLAIM] = str(family_id)
         return token
 

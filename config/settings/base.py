@@ -624,6 +624,40 @@ CELERY_TASK_ROUTES = (
     if CATALOG_TASK_QUEUE
     else {}
 )
+
+# ---------------------------------------------------------------------------
+# Retention (ADR 0030): rows past these ages are deleted by each context's
+# beat task (and ``manage.py prune_retained``).
+# ---------------------------------------------------------------------------
+# An Idempotency-Key retried after its record is pruned places a new order.
+ORDERS_IDEMPOTENCY_RETENTION_SECONDS = env.int(
+    "ORDERS_IDEMPOTENCY_RETENTION_SECONDS", default=24 * 3600
+)
+# Consumers' inbox entries (each aggregate's latest entry is always kept).
+EVENTS_INBOX_RETENTION_SECONDS = env.int(
+    "EVENTS_INBOX_RETENTION_SECONDS", default=7 * 24 * 3600
+)
+# Published outbox events (pending ones, and each aggregate's latest, stay).
+EVENTS_OUTBOX_RETENTION_SECONDS = env.int(
+    "EVENTS_OUTBOX_RETENTION_SECONDS", default=7 * 24 * 3600
+)
+# How long a refresh token family is kept after its last token expired or
+# it was revoked, beyond the refresh token lifetime.
+USERS_REFRESH_FAMILY_RETENTION_SECONDS = env.int(
+    "USERS_REFRESH_FAMILY_RETENTION_SECONDS", default=24 * 3600
+)
+# Rows per DELETE statement, each in its own short transaction.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
+# What ``manage.py prune_retained`` runs: each context's own function.
+RETENTION_PRUNERS = {
+    "orders": "apps.orders.retention.orders_prune_retained",
+    "catalog": "apps.products.retention.catalog_prune_retained",
+    "analytics": "apps.analytics.retention.analytics_prune_retained",
+    "users": "apps.users.retention.users_prune_retained",
+    "sagas": "sagas.retention.sagas_prune_retained",
+}
+
 CELERY_BEAT_SCHEDULE = {
     "catalog-release-expired-reservations": {
         "task": "apps.products.tasks.reservations_release_expired_task",
@@ -637,5 +671,25 @@ CELERY_BEAT_SCHEDULE = {
     "events-relay-outbox": {
         "task": "apps.core.tasks.outbox_relay_task",
         "schedule": env.int("OUTBOX_RELAY_BEAT_SECONDS", default=30),
+    },
+    "orders-prune-retained": {
+        "task": "apps.orders.tasks.orders_prune_retained_task",
+        "schedule": RETENTION_INTERVAL_SECONDS,
+    },
+    "catalog-prune-retained": {
+        "task": "apps.products.tasks.catalog_prune_retained_task",
+        "schedule": RETENTION_INTERVAL_SECONDS,
+    },
+    "analytics-prune-retained": {
+        "task": "apps.analytics.tasks.analytics_prune_retained_task",
+        "schedule": RETENTION_INTERVAL_SECONDS,
+    },
+    "users-prune-retained": {
+        "task": "apps.users.tasks.users_prune_retained_task",
+        "schedule": RETENTION_INTERVAL_SECONDS,
+    },
+    "sagas-prune-retained": {
+        "task": "sagas.tasks.sagas_prune_retained_task",
+        "schedule": RETENTION_INTERVAL_SECONDS,
     },
 }

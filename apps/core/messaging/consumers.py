@@ -4,9 +4,10 @@
 consumer's inbox in one transaction on the inbox's database, so that the
 work and the record commit together; the broker message is acknowledged
 only afterwards. A redelivered event finds its inbox entry and does
-nothing. An event whose predecessor (same aggregate, sequence - 1) has not
-been applied yet is deferred, so a retried or reordered event never
-overtakes an earlier one.
+nothing; so does an event older than an applied event of its aggregate,
+whose own entry retention may have pruned (ADR 0030). An event whose
+predecessor (same aggregate, sequence - 1) has not been applied yet is
+deferred, so a retried or reordered event never overtakes an earlier one.
 """
 
 import logging
@@ -114,14 +115,20 @@ def consume(spec: ConsumerSpec, envelope: Any) -> str:
     entries = inbox.objects.using(db).filter(consumer=spec.name)
     try:
         with transaction.atomic(using=db):
-            # One look at the inbox: this event already, or its predecessor.
+            # One look at the inbox: this event already, its predecessor, or
+            # a later event of the aggregate. Events are applied in order,
+            # so a later one means this one was applied, even once
+            # retention pruned its own entry (ADR 0030).
             seen = set(
                 entries.filter(
                     Q(event_id=event.event_id)
-                    | Q(aggregate_id=event.aggregate_id, sequence=event.sequence - 1)
+                    | Q(
+                        aggregate_id=event.aggregate_id,
+                        sequence__gte=event.sequence - 1,
+                    )
                 ).values_list("sequence", flat=True)
             )
-            if event.sequence in seen:
+            if any(sequence >= event.sequence for sequence in seen):
                 return "duplicate"
             if event.sequence > 1 and event.sequence - 1 not in seen:
                 raise OutOfOrder(

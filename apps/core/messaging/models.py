@@ -45,7 +45,13 @@ class OutboxEventBase(models.Model):
                 fields=["created_at"],
                 condition=models.Q(published_at__isnull=True),
                 name="%(app_label)s_%(class)s_pending",
-            )
+            ),
+            # Retention (ADR 0030) deletes published events by age.
+            models.Index(
+                fields=["published_at"],
+                condition=models.Q(published_at__isnull=False),
+                name="%(app_label)s_%(class)s_published",
+            ),
         ]
 
     def __str__(self):
@@ -77,6 +83,12 @@ class InboxEntryBase(models.Model):
                 fields=["consumer", "aggregate_id", "sequence"],
                 name="%(app_label)s_%(class)s_consumer_sequence",
             ),
+        ]
+        # Retention (ADR 0030) deletes entries by age.
+        indexes = [
+            models.Index(
+                fields=["processed_at"], name="%(app_label)s_%(class)s_processed"
+            )
         ]
 
     def __str__(self):
