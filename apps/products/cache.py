@@ -19,10 +19,10 @@ A write deletes its products' tokens and the listing token after its
 statement and again after its transaction commits (``db.touched``). So a
 value read before a commit was stored under a token that the commit's
 deletion has made dead: no reader can ever bring it back, whatever the
-interleaving. A missing token (never
-set, expired, evicted) validates nothing, so losing keys is always safe;
-only a failed deletion (the cache unreachable during a write, then back
-with its data) can leave an entry stale, for at most its timeout.
+interleaving. A missing token (never set, expired, evicted) validates
+nothing, so losing keys is always safe; only a failed deletion (the cache
+unreachable during a write, then back with its data) can leave an entry
+stale, for at most its timeout.
 """
 
 import logging
