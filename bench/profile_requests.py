@@ -60,9 +60,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only", default="", help="profile only paths whose name contains this"
     )
+    parser.add_argument(
+        "--redis-url",
+        default="",
+        help="the cache (CACHE_URL); default: bench/run.py's",
+    )
     opts = parser.parse_args(argv)
 
-    args = run.parse_args(["--servers", "granian:1x1"])
+    args = run.parse_args(
+        ["--servers", "granian:1x1"]
+        + (["--redis-url", opts.redis_url] if opts.redis_url else [])
+    )
     run.ensure_databases(args.pg_url, fresh=False)
     keydir = tempfile.mkdtemp(prefix="bench-keys-")
     env = run.server_env(args, Path(keydir))
@@ -163,19 +171,15 @@ def main(argv=None) -> int:
 
         return call
 
-    paths = [
-        ("GET /bench/bare", lambda: send("GET", "/bench/bare"), opts.requests),
-        (
-            "GET /bench/django (/health/live, no middleware)",
-            lambda: send("GET", "/bench/django"),
-            opts.requests,
-        ),
-        ("GET /health/live", health, opts.requests),
-        (
-            "GET /api/v1/products/{id} (1,000 ids cycled, cached)",
-            product_detail,
-            opts.requests,
-        ),
+    from django.core.cache import cache
+
+    from apps.products.cache import LISTING_GEN
+
+    def after_a_write():
+        # What any product write does to list and search pages (ADR 0027).
+        cache.delete(LISTING_GEN)
+
+    listings = [
         (
             "GET /api/v1/products (filters)",
             catalog(
@@ -195,6 +199,28 @@ def main(argv=None) -> int:
             catalog("/api/v1/products/search", "q=ketle&category=Kitchen"),
             opts.requests // 20,
         ),
+    ]
+    paths = [
+        ("GET /bench/bare", lambda: send("GET", "/bench/bare"), opts.requests),
+        (
+            "GET /bench/django (/health/live, no middleware)",
+            lambda: send("GET", "/bench/django"),
+            opts.requests,
+        ),
+        ("GET /health/live", health, opts.requests),
+        (
+            "GET /api/v1/products/{id} (1,000 ids cycled, cached)",
+            product_detail,
+            opts.requests,
+        ),
+        # Each page as a hit (cached) and as the first read after a write
+        # (the listing token deleted before each request, outside the
+        # timing): the database read plus the cache's add and set.
+        *(
+            (f"{name}, {kind}", call, count if kind == "miss" else opts.requests)
+            for name, call, count in listings
+            for kind in ("hit", "miss")
+        ),
         ("GET /api/v1/users/{id} (JWT)", get_user, opts.requests),
         ("POST /api/v1/users/login", login, opts.logins),
         ("POST /api/v1/orders (1-3 lines, Idempotency-Key)", place_order, opts.orders),
@@ -202,10 +228,13 @@ def main(argv=None) -> int:
     for name, call, count in paths:
         if opts.only not in name:
             continue
+        before = after_a_write if name.endswith(", miss") else None
         call()  # warm: connection opened, caches filled
         if "cached" in name:
             for _ in detail_ids:
                 call()  # every id of the cycle in the cache
+        if before:
+            before()
         with ExitStack() as stack:
             captures = {
                 alias: stack.enter_context(CaptureQueriesContext(connections[alias]))
@@ -219,6 +248,8 @@ def main(argv=None) -> int:
             for query in captured.captured_queries
         ]
         # Patched on the class: counts every alias's checks.
+        if before:
+            before()
         pings = _count_pings(connections["default"], call)
         print(
             f"\n=== {name}: {len(queries)} SQL queries"
@@ -226,19 +257,24 @@ def main(argv=None) -> int:
         )
         for query in queries:
             print(f"  {query['sql'][:160]}")
-        started = time.perf_counter()
+        elapsed = 0.0
         for _ in range(count):
+            if before:
+                before()
+            started = time.perf_counter()
             call()
-        elapsed = time.perf_counter() - started
+            elapsed += time.perf_counter() - started
         print(
             f"  {elapsed / count * 1000:.3f} ms per request, one at a time, "
             f"{count} requests, not profiled"
         )
         profiler = cProfile.Profile()
-        profiler.enable()
         for _ in range(count):
+            if before:
+                before()
+            profiler.enable()
             call()
-        profiler.disable()
+            profiler.disable()
         for order in opts.sort.split(","):
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out).strip_dirs()

@@ -1,22 +1,28 @@
-"""Product representations cached under keys no write can leave stale.
+"""Catalog responses cached under keys no write can leave stale.
 
-ADR 0026. Each product has two entries in Django's default cache (Redis in
-production, locmem in ``make run``):
+ADR 0026 (product detail) and 0027 (list and search pages). Entries live
+in Django's default cache (Redis in production, locmem in ``make run``),
+each beside the generation token it was read under:
 
-- ``<id>:gen``: a random token, the product's current generation;
-- ``<id>:entry``: ``(token, value)``, a value read under that generation.
+- a product's detail: ``catalog:product:<id>:gen``, a random token, the
+  product's current generation, and ``...:<id>:entry``, ``(token, value)``,
+  a value read under that generation;
+- a list or search page: ``catalog:listing:<hash of its address>``,
+  ``(token, value)``, under one token for the whole catalog,
+  ``catalog:listing:gen``, since any product write may change any page.
 
 A read fetches both in one round trip (``get_many``: one MGET on Redis) and
 serves the entry only when its token is the current one. A miss first makes
 sure a token exists (``add``: only one reader's token wins), then reads the
 database, then stores the value under the token it held *before* reading.
-A write deletes the token after its statement and again after its
-transaction commits (``db.touched``). So a value read before a commit was
-stored under a token that the commit's deletion has made dead: no reader
-can ever bring it back, whatever the interleaving. A missing token (never
-set, expired, evicted) validates nothing, so losing keys is always safe;
-only a failed deletion (the cache unreachable during a write, then back
-with its data) can leave an entry stale, for at most its timeout.
+A write deletes its products' tokens and the listing token after its
+statement and again after its transaction commits (``db.touched``). So a
+value read before a commit was stored under a token that the commit's
+deletion has made dead: no reader can ever bring it back, whatever the
+interleaving. A missing token (never set, expired, evicted) validates
+nothing, so losing keys is always safe; only a failed deletion (the cache
+unreachable during a write, then back with its data) can leave an entry
+stale, for at most its timeout.
 """
 
 import logging
@@ -32,6 +38,9 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 PREFIX = "catalog:product:"
+LISTING_PREFIX = "catalog:listing:"
+# Every list and search page is read under this one token.
+LISTING_GEN = LISTING_PREFIX + "gen"
 # Ids that are safe as cache keys on every backend (no spaces or control
 # characters); anything else is hashed.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -46,14 +55,38 @@ def _keys(product_id: str) -> tuple[str, str]:
     return f"{PREFIX}{name}:gen", f"{PREFIX}{name}:entry"
 
 
-def cached(product_id: str, load: Callable[[], Any]) -> Any:
+def cached_product(product_id: str, load: Callable[[], Any]) -> Any:
     """The value ``load()`` returns for this product, from the cache when
     its generation is current; ``load()`` returning None (no such product)
     is not cached. When the cache fails, ``load()`` answers alone."""
-    timeout = settings.CATALOG_PRODUCT_CACHE_SECONDS
+    gen_key, entry_key = _keys(product_id)
+    return _cached(gen_key, entry_key, settings.CATALOG_PRODUCT_CACHE_SECONDS, load)
+
+
+def cached_listing(address: str, load: Callable[[], Any]) -> Any:
+    """The value ``load()`` returns for the list or search page at
+    ``address`` (its absolute URI: everything its body depends on), from
+    the cache when no product was written since it was stored. An
+    exception from ``load()`` (a bad page) stores nothing."""
+    return _cached(
+        LISTING_GEN,
+        listing_key(address),
+        settings.CATALOG_LISTING_CACHE_SECONDS,
+        load,
+    )
+
+
+def listing_key(address: str) -> str:
+    """The cache key of the page at ``address``."""
+    return LISTING_PREFIX + blake2b(address.encode(), digest_size=16).hexdigest()
+
+
+def _cached(gen_key: str, entry_key: str, timeout: int, load: Callable[[], Any]) -> Any:
+    """The protocol above: one round trip for a hit; on a miss, a token
+    made sure of before ``load()`` reads the database, and the value stored
+    under the token held before the read. None is never stored."""
     if timeout <= 0:
         return load()
-    gen_key, entry_key = _keys(product_id)
     try:
         found = cache.get_many([gen_key, entry_key])
         token = found.get(gen_key)
@@ -65,23 +98,25 @@ def cached(product_id: str, load: Callable[[], Any]) -> Any:
             # The token must exist before the database is read.
             token = fresh if cache.add(gen_key, fresh, timeout) else None
     except Exception:  # noqa: BLE001 - the database still answers
-        logger.warning("product cache unavailable", exc_info=True)
+        logger.warning("catalog cache unavailable", exc_info=True)
         return load()
     value = load()
     if value is not None and token is not None:
         try:
             cache.set(entry_key, (token, value), timeout)
         except Exception:  # noqa: BLE001
-            logger.warning("product cache unavailable", exc_info=True)
+            logger.warning("catalog cache unavailable", exc_info=True)
     return value
 
 
 def forget(product_ids: Iterable[str]) -> None:
     """Make the cached entries of these products dead (their generation
-    tokens deleted, with the entries)."""
+    tokens deleted, with the entries), and every cached list and search
+    page (the listing token), in one round trip."""
     keys = [key for product_id in product_ids for key in _keys(product_id)]
     if not keys:
         return
+    keys.append(LISTING_GEN)
     try:
         cache.delete_many(keys)
     except Exception:  # noqa: BLE001 - the write itself has succeeded
@@ -90,19 +125,20 @@ def forget(product_ids: Iterable[str]) -> None:
 
 
 def forget_all() -> None:
-    """Drop every product entry: after a database is restored from a
-    backup (rows went back in time without writes), and between tests."""
+    """Drop every product entry and every page: after a database is
+    restored from a backup (rows went back in time without writes), and
+    between tests."""
     backend = getattr(cache, "_cache", None)
     if backend is None or not hasattr(backend, "get_client"):
         cache.clear()  # locmem: this process's memory only
         return
     client = backend.get_client(write=True)
-    pattern = cache.make_key(PREFIX + "*")
-    batch = []
-    for key in client.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
+    for prefix in (PREFIX, LISTING_PREFIX):
+        batch = []
+        for key in client.scan_iter(match=cache.make_key(prefix + "*"), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.delete(*batch)
+                batch = []
+        if batch:
             client.delete(*batch)
-            batch = []
-    if batch:
-        client.delete(*batch)

@@ -130,20 +130,20 @@ _IF_MATCH = OpenApiParameter(
 )
 
 
-def _page(request, view, items, load) -> Response:
+def _page(request, view, items, load) -> dict:
     """A page of a list of ``items`` (ids, say), which ``load`` turns into
     products: the search path with typo matches."""
     paginator = PageNumberPagination()
     page = paginator.paginate_queryset(items, request, view=view)
     products = load(page)
-    response = paginator.get_paginated_response(
+    data = paginator.get_paginated_response(
         [product_representation(p) for p in products]
-    )
-    response.data["count_capped"] = len(items) >= search.SEARCH_LIMIT
-    return response
+    ).data
+    data["count_capped"] = len(items) >= search.SEARCH_LIMIT
+    return data
 
 
-def _page_of(request, values, queryset, order, limit=None) -> Response:
+def _page_of(request, values, queryset, order, limit=None) -> dict:
     """A page of ``queryset`` from one query, its count capped
     (``selectors.product_page``); answers as PageNumberPagination does."""
     size = PageNumberPagination().get_page_size(request)
@@ -161,15 +161,32 @@ def _page_of(request, values, queryset, order, limit=None) -> Response:
         previous = remove_query_param(url, "page")
     else:
         previous = replace_query_param(url, "page", number - 1)
-    return Response(
-        {
-            "count": page.count,
-            "count_capped": page.capped,
-            "next": replace_query_param(url, "page", number + 1) if following else None,
-            "previous": previous,
-            "results": [product_representation(p) for p in page.products],
-        }
-    )
+    return {
+        "count": page.count,
+        "count_capped": page.capped,
+        "next": replace_query_param(url, "page", number + 1) if following else None,
+        "previous": previous,
+        "results": [product_representation(p) for p in page.products],
+    }
+
+
+def _listing(request, values, build) -> HttpResponse:
+    """A list or search page: the JSON of ``build()``, from the page cache
+    when no product was written since it was stored (ADR 0027). The query
+    was validated before (bad input is a 400, never cached) and errors
+    raised by ``build`` store nothing. The cache key is the absolute URI:
+    the body's next and previous links are built from it. Staff's archived
+    listings are not cached. The body is the same bytes on a hit and a
+    miss; ConditionalGetMiddleware gives it an ETag and answers 304."""
+
+    def render() -> bytes:
+        return _RENDERER.render(build())
+
+    if values.get("archived"):
+        body = render()
+    else:
+        body = cache.cached_listing(request.build_absolute_uri(), render)
+    return HttpResponse(body, content_type="application/json")
 
 
 class ProductView(ApiView):
@@ -193,9 +210,13 @@ class ProductCollectionView(ProductView):
     )
     def get(self, request):
         filters, values = _parse_query(request, ProductQuerySerializer)
-        ordering = values.get("ordering", "newest")
-        queryset = selectors.products_filtered(filters)
-        return _page_of(request, values, queryset, selectors.ORDERINGS[ordering])
+        ordering = selectors.ORDERINGS[values.get("ordering", "newest")]
+
+        def build():
+            queryset = selectors.products_filtered(filters)
+            return _page_of(request, values, queryset, ordering)
+
+        return _listing(request, values, build)
 
     @extend_schema(
         operation_id="products_create",
@@ -230,6 +251,11 @@ class ProductSearchView(ProductView):
     )
     def get(self, request):
         filters, values = _parse_query(request, SearchQuerySerializer)
+        return _listing(
+            request, values, lambda: self._results(request, filters, values)
+        )
+
+    def _results(self, request, filters, values) -> dict:
         terms = search.search_terms(values["q"])
         if terms and search.pages_in_one_query():
             # The words' matches, one query; the typo fallback only when
@@ -237,11 +263,9 @@ class ProductSearchView(ProductView):
             queryset, order = search.word_matches(
                 terms, filters, values.get("ordering")
             )
-            response = _page_of(
-                request, values, queryset, order, limit=search.SEARCH_LIMIT
-            )
-            if response.data["count"] >= search.TYPO_FALLBACK_BELOW:
-                return response
+            page = _page_of(request, values, queryset, order, limit=search.SEARCH_LIMIT)
+            if page["count"] >= search.TYPO_FALLBACK_BELOW:
+                return page
         ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )
@@ -302,7 +326,7 @@ class ProductDetailView(ProductView):
             and meta.get("HTTP_ACCEPT", "") in _PLAIN_JSON_ACCEPTS
         ):
             product_id = kwargs["product_id"]
-            found = cache.cached(product_id, lambda: _detail(product_id))
+            found = cache.cached_product(product_id, lambda: _detail(product_id))
             if found is not None and not found[2]:
                 return _detail_response(found, self.allowed_methods)
             request.product_found = found
@@ -319,7 +343,7 @@ class ProductDetailView(ProductView):
         # ConditionalGetMiddleware answers If-None-Match with 304.
         found = getattr(request._request, "product_found", _NOT_LOOKED_UP)
         if found is _NOT_LOOKED_UP:
-            found = cache.cached(product_id, lambda: _detail(product_id))
+            found = cache.cached_product(product_id, lambda: _detail(product_id))
         if found is None or (found[2] and not _is_staff(request)):
             raise ProductNotFound(f"No product with id {product_id}.")
         return _detail_response(found, self.allowed_methods)

@@ -145,6 +145,10 @@ CACHES = {"default": cache("CACHE_URL", default="locmemcache://")}
 # write of the product kills (ADR 0026): never stale, so the timeout only
 # bounds memory. 0 turns the cache off.
 CATALOG_PRODUCT_CACHE_SECONDS = env.int("CATALOG_PRODUCT_CACHE_SECONDS", default=3600)
+# List and search pages likewise, under one token that every product write
+# kills (ADR 0027): never stale either; the timeout bounds memory and how
+# long a page is served between writes. 0 turns the page cache off.
+CATALOG_LISTING_CACHE_SECONDS = env.int("CATALOG_LISTING_CACHE_SECONDS", default=300)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from apps.products import services
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(databases=["default", "catalog"])
@@ -203,8 +204,13 @@ def test_lists_carry_an_etag_and_answer_304(api_client, shelf, path):
     first = api_client.get(path)
 
     again = api_client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
-    shelf["kettle"].name = "Renamed Kettle"
-    shelf["kettle"].save()
+    # Through the service, as every writer: a raw ORM save() would leave
+    # the cached page (ADR 0027).
+    services.product_update(
+        product_id="kettle",
+        expected_revisions=None,
+        changes={"name": "Renamed Kettle"},
+    )
     changed = api_client.get(path, HTTP_IF_NONE_MATCH=first["ETag"])
 
     assert again.status_code == 304

@@ -195,7 +195,8 @@ class Command(BaseCommand):
 
     def _write(self, batch, skip_existing):
         # Rows already there are skipped, not changed; a product created
-        # here has nothing cached, but forgetting costs one round trip.
+        # here has no detail cached, but list and search pages may show
+        # the catalog without it (ADR 0027): forgetting kills them.
         with db.touched(*(product.id for product in batch)):
             if skip_existing:
                 Product.objects.bulk_create(batch)
