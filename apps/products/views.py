@@ -196,7 +196,44 @@ class ProductView(ApiView):
     honours_if_match = True
 
 
-class ProductCollectionView(ProductView):
+# The Accept headers DRF's content negotiation answers with plain JSON for
+# the catalog's reads: none, anything, or JSON itself.
+_PLAIN_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+
+
+def _plain_json_get(request) -> bool:
+    return (
+        request.method == "GET"
+        and request.META.get("HTTP_ACCEPT", "") in _PLAIN_JSON_ACCEPTS
+    )
+
+
+def _json_response(body: bytes, allowed_methods, etag: str | None = None):
+    """A catalog read's answer, with the headers DRF's path sets too, so
+    that it is the same whichever path gave it (the shortcuts below)."""
+    headers = {"Allow": ", ".join(allowed_methods), "Vary": "Accept"}
+    if etag is not None:
+        headers["ETag"] = etag
+    return HttpResponse(body, content_type="application/json", headers=headers)
+
+
+class CachedPagesFirst:
+    """A list or search page already in the page cache is answered before
+    DRF wraps the request and validates its query (a hit's CPU was a
+    quarter validation; ADR 0029). Sound because a page is stored only
+    after its query was valid, under its exact address, and never for
+    staff's archived listings: a stored page is what DRF's path answers
+    for that address, whoever asks."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if _plain_json_get(request):
+            body = cache.stored_listing(request.build_absolute_uri())
+            if body is not None:
+                return _json_response(body, self.allowed_methods)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ProductCollectionView(CachedPagesFirst, ProductView):
     query_methods = frozenset({"get"})
     # A create has no version to match.
     honours_if_match = False
@@ -239,7 +276,7 @@ class ProductCollectionView(ProductView):
         return _with_etag(response, product)
 
 
-class ProductSearchView(ProductView):
+class ProductSearchView(CachedPagesFirst, ProductView):
     query_methods = frozenset({"get"})
 
     @extend_schema(
@@ -275,23 +312,6 @@ class ProductSearchView(ProductView):
 _RENDERER = JSONRenderer()
 
 
-def _detail_response(
-    found: tuple[bytes, str, bool], allowed_methods: list[str]
-) -> HttpResponse:
-    body, etag, _ = found
-    return HttpResponse(
-        body,
-        content_type="application/json",
-        # DRF's own headers too, so that the answer is the same whichever
-        # path gave it (ProductDetailView.dispatch).
-        headers={
-            "ETag": etag,
-            "Allow": ", ".join(allowed_methods),
-            "Vary": "Accept",
-        },
-    )
-
-
 def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
     """A product's detail response, as the cache keeps it: the JSON body,
     the ETag, and whether it is archived (shown to staff only)."""
@@ -303,9 +323,6 @@ def _detail(product_id: str) -> tuple[bytes, str, bool] | None:
     return body, _etag(product), product.is_archived
 
 
-# The Accept headers DRF's content negotiation answers with plain JSON for
-# a product: none, anything, or JSON itself.
-_PLAIN_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
 # What get() finds when dispatch() has not looked the product up.
 _NOT_LOOKED_UP = object()
 
@@ -319,16 +336,11 @@ class ProductDetailView(ProductView):
         Accept, a product that is not archived) with the same headers;
         every other request, and the 404 or archived product, goes through
         DRF, which reuses the lookup made here."""
-        meta = request.META
-        if (
-            request.method == "GET"
-            and not meta.get("QUERY_STRING")
-            and meta.get("HTTP_ACCEPT", "") in _PLAIN_JSON_ACCEPTS
-        ):
+        if _plain_json_get(request) and not request.META.get("QUERY_STRING"):
             product_id = kwargs["product_id"]
             found = cache.cached_product(product_id, lambda: _detail(product_id))
             if found is not None and not found[2]:
-                return _detail_response(found, self.allowed_methods)
+                return _json_response(found[0], self.allowed_methods, etag=found[1])
             request.product_found = found
         return super().dispatch(request, *args, **kwargs)
 
@@ -346,7 +358,7 @@ class ProductDetailView(ProductView):
             found = cache.cached_product(product_id, lambda: _detail(product_id))
         if found is None or (found[2] and not _is_staff(request)):
             raise ProductNotFound(f"No product with id {product_id}.")
-        return _detail_response(found, self.allowed_methods)
+        return _json_response(found[0], self.allowed_methods, etag=found[1])
 
     @extend_schema(
         operation_id="products_replace",

@@ -1,5 +1,5 @@
-"""A product read that DRF would answer with plain JSON is answered before
-DRF runs (ProductDetailView.dispatch); these tests hold the two paths to
+"""A catalog read that DRF would answer with plain JSON is answered before
+DRF runs (the catalog views' dispatch); these tests hold the two paths to
 the same answer, and send every other read through DRF."""
 
 from decimal import Decimal
@@ -71,3 +71,48 @@ def test_reads_the_shortcut_does_not_take_still_get_drf_answers(api_client, kett
     html = api_client.get(URL.format("kettle"), headers={"Accept": "text/html"})
     assert html.status_code == 406
     assert html["Content-Type"] == "application/problem+json"
+
+
+# -- List and search pages: a stored page answered before DRF -----------------
+
+PAGES = [
+    "/api/v1/products?category=Kitchen&in_stock=true&ordering=price",
+    "/api/v1/products/search?q=kettle",
+]
+
+
+@pytest.mark.parametrize("address", PAGES)
+def test_a_stored_page_is_answered_as_drf_answers_it(api_client, kettle, address):
+    through_drf = api_client.get(address)  # validated, built and stored
+    assert through_drf.status_code == 200
+    assert [p["id"] for p in through_drf.json()["results"]] == ["kettle"]
+    with CaptureQueriesContext(connections["catalog"]) as queries:
+        shortcut = api_client.get(address)
+    assert shortcut.status_code == 200
+    assert shortcut.content == through_drf.content
+    for name in SAME:
+        assert shortcut[name] == through_drf[name], name
+    assert len(queries) == 0
+
+
+@pytest.mark.parametrize("address", PAGES)
+def test_a_write_sends_the_next_page_read_through_drf(api_client, kettle, address):
+    assert api_client.get(address).json()["results"][0]["stock"] == 4
+    services.stock_adjust(product_id="kettle", delta=-1, reason="count")
+    assert api_client.get(address).json()["results"][0]["stock"] == 3
+
+
+def test_bad_and_staff_only_queries_are_never_answered_from_the_cache(
+    api_client, auth_client, staff, kettle
+):
+    archived = "/api/v1/products?archived=true"
+    assert auth_client(staff).get(archived).status_code == 200
+    refused = api_client.get(archived)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "validation_error"
+    for _ in range(2):
+        unknown = api_client.get("/api/v1/products?colour=red")
+        assert unknown.status_code == 400
+        assert unknown.json()["code"] == "validation_error"
+    html = api_client.get(PAGES[0], headers={"Accept": "text/html"})
+    assert html.status_code == 406
