@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from apps.products import reservations
+from apps.products import reservations, search
 
 
 @shared_task(acks_late=True)
@@ -14,3 +14,10 @@ def reservations_release_expired_task() -> dict[str, int]:
             older_than=timedelta(minutes=5)
         ),
     }
+
+
+@shared_task(acks_late=True)
+def search_words_prune_task() -> int:
+    """Periodic: forget the search vocabulary's words that no product has
+    any more (PostgreSQL; ADR 0028)."""
+    return search.search_words_prune()

@@ -629,6 +629,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.products.tasks.reservations_release_expired_task",
         "schedule": env.int("CATALOG_SWEEP_INTERVAL_SECONDS", default=60),
     },
+    # Words of deleted or rewritten products leave the search vocabulary
+    # (ADR 0028); until then they only take a typo correction's place.
+    "catalog-prune-search-words": {
+        "task": "apps.products.tasks.search_words_prune_task",
+        "schedule": env.int("CATALOG_SEARCH_WORDS_PRUNE_SECONDS", default=3600),
+    },
     "sagas-sweep-expired-leases": {
         "task": "sagas.tasks.saga_sweep_task",
         "schedule": env.int("SAGA_SWEEP_INTERVAL_SECONDS", default=30),
