@@ -132,7 +132,9 @@ def _sqlite_word_similarity(phrase: str | None, text: str | None) -> float:
 
 
 def typo_threshold() -> float:
-    """How alike a misspelt word must be to a word of a product name."""
+    """How alike a misspelt word must be to a word of a product's name
+    (SQLite). PostgreSQL reads the same setting as every catalog session's
+    pg_trgm.word_similarity_threshold, in migration 0008's search function."""
     return settings.CATALOG_SEARCH_TYPO_THRESHOLD
 
 

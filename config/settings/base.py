@@ -116,9 +116,10 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # ---------------------------------------------------------------------------
 # Databases: one alias per bounded context (DESIGN.md, "Data")
 # ---------------------------------------------------------------------------
-# Search: how alike a misspelt word must be to a word of a product name
-# (word similarity, 0-1: pg_trgm's on PostgreSQL, a close copy on SQLite;
-# the extension's default 0.6 misses most one-letter typos).
+# Search: how alike a misspelt word must be to a known word of the catalog
+# (PostgreSQL, ADR 0028) or to a word of a product name (SQLite): word
+# similarity, 0-1, pg_trgm's on PostgreSQL, a close copy on SQLite; the
+# extension's default 0.6 misses most one-letter typos.
 CATALOG_SEARCH_TYPO_THRESHOLD = env.float("CATALOG_SEARCH_TYPO_THRESHOLD", default=0.45)
 CATALOG_PG_SETTINGS = {
     "pg_trgm.word_similarity_threshold": CATALOG_SEARCH_TYPO_THRESHOLD
