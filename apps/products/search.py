@@ -1,7 +1,8 @@
-"""Catalog full-text search: ranked product ids, capped (ADR 0010).
+"""Catalog full-text search: ranked products, capped (ADRs 0010, 0028).
 
 The engine's own search is chosen by the connection's vendor: PostgreSQL
-(weighted tsvector, trigram typo fallback), MongoDB ($text), or the simpler
+(weighted tsvector; the catalog's vocabulary turns prefixes into known words
+and corrects typos to the nearest ones), MongoDB ($text), or the simpler
 SQLite match of the embedded default (folded by SQLite functions that
 ``register_sqlite_functions`` adds to each connection).
 """
@@ -9,13 +10,15 @@ SQLite match of the embedded default (folded by SQLite functions that
 import json
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import (
     BooleanField,
     Case,
+    ExpressionWrapper,
     F,
     FloatField,
     Func,
@@ -129,22 +132,29 @@ def _sqlite_word_similarity(phrase: str | None, text: str | None) -> float:
 
 
 def typo_threshold() -> float:
-    """How alike a misspelt word must be to a word of a product name."""
+    """How alike a misspelt word must be to a word of a product's name
+    (SQLite). PostgreSQL reads the same setting as every catalog session's
+    pg_trgm.word_similarity_threshold, in migration 0008's search function."""
     return settings.CATALOG_SEARCH_TYPO_THRESHOLD
 
 
 # The weighted document (name A; category and tags B; description C) is a
 # generated column added by migration 0002, unknown to the Django model.
 _PG_DOCUMENT = "products_product.search_document"
-_PG_NAME = "shop_unaccent(lower(name))"
 
 
 # Search answers the most relevant results only: counting or ranking every
 # match of a common word in a large catalog costs more than any client uses.
 SEARCH_LIMIT = 1000
-# Typo tolerance (trigram similarity) is tried when the words themselves
-# find fewer results than this.
+# Typo tolerance is tried when the words themselves find fewer results than
+# this.
 TYPO_FALLBACK_BELOW = 20
+# PostgreSQL (ADR 0028): a word of the query stands for the known words it
+# is a prefix of, up to this many (more, and it is matched as a prefix)...
+PREFIX_WORDS = 20
+# ... and, with typo tolerance, also for up to this many known words most
+# like it.
+TYPO_WORDS = 4
 
 
 def product_search(
@@ -154,165 +164,198 @@ def product_search(
     ``ordering``), at most SEARCH_LIMIT.
 
     A name match outranks a category or tag match, which outranks a
-    description match. The query is only ever a bound parameter or a list
+    description match. Typo tolerance when the words find fewer than
+    TYPO_FALLBACK_BELOW. The query is only ever a bound parameter or a list
     of plain words, never SQL or a MongoDB operator.
     """
     terms = search_terms(query)
     if not terms:
         return []
-    vendor = _vendor()
-    if vendor == "mongodb":
+    if _vendor() == "mongodb":
         return _search_mongodb(terms, filters, ordering)
-    order = ORDERINGS[ordering] if ordering else ("-score", "id")
-    if vendor == "postgresql":
-        return _search_postgresql(terms, filters, order)
-    return _search_sqlite(terms, filters, order)
+    found: list[str] = []
+    for queryset, order in page_queries(terms, filters, ordering):
+        found = list(
+            queryset.order_by(*order).values_list("id", flat=True)[:SEARCH_LIMIT]
+        )
+        if len(found) >= TYPO_FALLBACK_BELOW:
+            break
+    return found
 
 
 def pages_in_one_query() -> bool:
-    """Whether ``word_matches`` serves this engine (SQL engines)."""
+    """Whether ``page_queries`` serves this engine (SQL engines)."""
     return _vendor() != "mongodb"
 
 
-def word_matches(
+def page_queries(
     terms: list[str], filters: ProductFilters, ordering: str | None = None
-) -> tuple[QuerySet[Product], tuple[str, ...]]:
-    """SQL engines: the products every word of ``terms`` matches (with a
-    ``score``), and the order to list them in; no typo tolerance. For a
-    page read in one query (``selectors.product_page``)."""
+) -> Iterator[tuple[QuerySet[Product], tuple[str, ...]]]:
+    """SQL engines: the products ``terms`` match (with a ``score``) and the
+    order to list them in, twice: first the words' own matches; then, for a
+    caller who found fewer than TYPO_FALLBACK_BELOW there and asks for more,
+    the matches with typo tolerance, which list the first ones first unless
+    ``ordering`` orders them all. Each is a page in one query
+    (``selectors.product_page``).
+
+    On PostgreSQL a word that no product has is corrected in the first
+    query already: its own matches would be none.
+    """
     order = ORDERINGS[ordering] if ordering else ("-score", "id")
     if _vendor() == "postgresql":
-        return _pg_word_matches(terms, filters), order
-    return _search_folded(products_filtered(filters), terms), order
+        yield _pg_matches(terms, filters, typos=False), order
+        yield (
+            _pg_matches(terms, filters, typos=True),
+            (order if ordering else ("-first", "-score", "id")),
+        )
+        return
+    yield _search_folded(products_filtered(filters), terms), order
+    yield _sqlite_typo_matches(terms, filters), order
 
 
-def _search_postgresql(terms: list[str], filters: ProductFilters, order) -> list[str]:
-    found = list(
-        _pg_word_matches(terms, filters)
-        .order_by(*order)
-        .values_list("id", flat=True)[:SEARCH_LIMIT]
-    )
-    if len(found) >= TYPO_FALLBACK_BELOW:
-        return found
-    return _merge(found, _typo_matches(terms, filters, order), order)
+# Constant SQL: the stop words are plain lower-case letters.
+_PG_STOP_WORDS = "'{" + ",".join(sorted(STOP_WORDS)) + "}'::text[]"
 
 
-def _pg_word_matches(terms: list[str], filters: ProductFilters) -> QuerySet:
-    # Every word must match, each as a prefix ("lapt" finds "laptop"), in the
-    # weighted document (GIN index on the generated column).
-    tsquery = " & ".join(f"{term}:*" for term in terms)
+def _pg_query(terms: list[str], *, typos: bool) -> tuple[str, tuple]:
+    """The tsquery of ``terms`` (migration 0008's ``shop_search_query``),
+    as SQL and its parameter: a subquery, computed once per statement."""
     return (
+        f"(SELECT shop_search_query(%s::text[], {'true' if typos else 'false'},"
+        f" {PREFIX_WORDS:d}, {TYPO_WORDS:d}, {_PG_STOP_WORDS}))",
+        (terms,),
+    )
+
+
+def _pg_matches(terms: list[str], filters: ProductFilters, *, typos: bool):
+    # Every word must match (the known words it is a prefix of, "lapt"
+    # finds "laptop"), in the weighted document (GIN index on the generated
+    # column). Constant SQL; the query's words are bound parameters.
+    query, params = _pg_query(terms, typos=typos)
+    queryset = (
         products_filtered(filters)
         .annotate(
-            # Constant SQL; the query's words are bound parameters.
             matched=RawSQL(  # noqa: S611
-                f"{_PG_DOCUMENT} @@ to_tsquery('simple', %s)",
-                (tsquery,),
-                BooleanField(),
+                f"{_PG_DOCUMENT} @@ {query}", params, BooleanField()
             ),
             score=RawSQL(  # noqa: S611
-                f"ts_rank('{{0.1, 0.2, 0.4, 1.0}}', {_PG_DOCUMENT},"
-                " to_tsquery('simple', %s))",
-                (tsquery,),
+                f"ts_rank('{{0.1, 0.2, 0.4, 1.0}}', {_PG_DOCUMENT}, {query})",
+                params,
                 FloatField(),
             ),
         )
         .filter(matched=True)
     )
-
-
-def _merge(found: list[str], typos: list[str], order) -> list[str]:
-    """Word matches first, then typo matches; or both in an explicit order."""
-    typos = [pk for pk in typos if pk not in found]
-    if not typos or order[0] == "-score":
-        return found + typos
-    # An explicit ordering applies to the merged results.
-    merged = Product.objects.filter(pk__in=found + typos).order_by(*order)
-    return list(merged.values_list("id", flat=True)[:SEARCH_LIMIT])
-
-
-def _typo_matches(terms: list[str], filters: ProductFilters, order) -> list[str]:
-    """Products whose name holds words like the query's (pg_trgm word
-    similarity, threshold CATALOG_SEARCH_TYPO_THRESHOLD)."""
-    phrase = " ".join(terms)
-    # First the trigram index alone, so that the planner cannot prefer a
-    # filter's index and compute the similarity row by row; then filters.
-    candidates = list(
-        Product.objects.annotate(
-            similar=RawSQL(f"%s <%% {_PG_NAME}", (phrase,), BooleanField())  # noqa: S611
+    if not typos:
+        return queryset
+    first, first_params = _pg_query(terms, typos=False)
+    return queryset.annotate(
+        first=RawSQL(  # noqa: S611
+            f"coalesce({_PG_DOCUMENT} @@ {first}, false)", first_params, BooleanField()
         )
-        .filter(similar=True)
-        .values_list("id", flat=True)[: SEARCH_LIMIT * 2]
-    )
-    if not candidates:
-        return []
-    return list(
-        products_filtered(filters)
-        .filter(pk__in=candidates)
-        .annotate(
-            score=RawSQL(  # noqa: S611
-                f"word_similarity(%s, {_PG_NAME})", (phrase,), FloatField()
-            )
-        )
-        .order_by(*order)
-        .values_list("id", flat=True)[:SEARCH_LIMIT]
     )
 
 
-def _search_sqlite(terms: list[str], filters: ProductFilters, order) -> list[str]:
-    """SQLite: every word somewhere (as a substring), case and accents
-    folded as on PostgreSQL; the name counts most. Fewer than
-    TYPO_FALLBACK_BELOW results add names with alike words, as on
-    PostgreSQL, by a scan: fine for the embedded default's catalog."""
-    queryset = _search_folded(products_filtered(filters), terms)
-    found = list(queryset.order_by(*order).values_list("id", flat=True)[:SEARCH_LIMIT])
-    if len(found) >= TYPO_FALLBACK_BELOW:
-        return found
-    typos = list(
-        products_filtered(filters)
+def search_words_prune() -> int:
+    """PostgreSQL: forget the known words (migration 0008) that no product
+    has any more, the words of deleted or rewritten products; returns how
+    many. Other engines keep no such words: 0.
+
+    Product writes wait while the candidates are checked again, for a few
+    milliseconds: a word that a write adds meanwhile must stay.
+    """
+    if _vendor() != "postgresql":
+        return 0
+    alias = router.db_for_write(Product)
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT word FROM products_search_word EXCEPT SELECT word"
+            " FROM ts_stat('SELECT search_document FROM products_product')"
+        )
+        candidates = [word for (word,) in cursor.fetchall()]
+        if not candidates:
+            return 0
+        cursor.execute("LOCK TABLE products_product IN SHARE MODE")
+        cursor.execute(
+            "DELETE FROM products_search_word w WHERE w.word = ANY(%s::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM products_product p"
+            " WHERE p.search_document @@ shop_lexeme(w.word)::tsquery)",
+            (candidates,),
+        )
+        return cursor.rowcount
+
+
+def _sqlite_typo_matches(terms: list[str], filters: ProductFilters) -> QuerySet:
+    """SQLite: the words' matches, then names with alike words (a close
+    copy of pg_trgm's word similarity, by a scan: fine for the embedded
+    default's catalog), each ranked as on its own."""
+    similarity = Func(
+        Value(" ".join(terms)),
+        F("name"),
+        function="shop_word_similarity",
+        output_field=FloatField(),
+    )
+    return (
+        _with_folded(products_filtered(filters))
         .annotate(
-            score=Func(
-                Value(" ".join(terms)),
-                F("name"),
-                function="shop_word_similarity",
+            first=ExpressionWrapper(_words_condition(terms), BooleanField()),
+            similarity=similarity,
+        )
+        .filter(Q(first=True) | Q(similarity__gte=typo_threshold()))
+        .annotate(
+            # The words' matches above every typo match: their own score
+            # (1-3) lifted past any similarity (at most 1).
+            score=Case(
+                When(first=True, then=_sqlite_word_score(terms, lift=10)),
+                default=F("similarity"),
                 output_field=FloatField(),
             )
         )
-        .filter(score__gte=typo_threshold())
-        .order_by(*order)
-        .values_list("id", flat=True)[:SEARCH_LIMIT]
     )
-    return _merge(found, typos, order)
 
 
 def _folded(field: str, function: str = "shop_fold") -> Func:
     return Func(F(field), function=function, output_field=TextField())
 
 
-def _search_folded(queryset: QuerySet, terms: list[str]) -> QuerySet:
-    queryset = queryset.alias(
+def _with_folded(queryset: QuerySet) -> QuerySet:
+    return queryset.alias(
         folded_name=_folded("name"),
         folded_category=_folded("category"),
         folded_tags=_folded("tags", "shop_fold_json"),
         folded_description=_folded("description"),
     )
+
+
+def _words_condition(terms: list[str]) -> Q:
     # The terms are folded already: lower-case, without accents.
+    condition = Q()
     for term in terms:
-        queryset = queryset.filter(
+        condition &= (
             Q(folded_name__contains=term)
             | Q(folded_category__contains=term)
             | Q(folded_tags__contains=term)
             | Q(folded_description__contains=term)
         )
+    return condition
+
+
+def _sqlite_word_score(terms: list[str], lift: int = 0) -> Case:
     first = terms[0]
-    return queryset.annotate(
-        score=Case(
-            When(folded_name__contains=first, then=Value(3)),
-            When(folded_category__contains=first, then=Value(2)),
-            When(folded_tags__contains=first, then=Value(2)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
+    return Case(
+        When(folded_name__contains=first, then=Value(3 + lift)),
+        When(folded_category__contains=first, then=Value(2 + lift)),
+        When(folded_tags__contains=first, then=Value(2 + lift)),
+        default=Value(1 + lift),
+        output_field=IntegerField(),
+    )
+
+
+def _search_folded(queryset: QuerySet, terms: list[str]) -> QuerySet:
+    return (
+        _with_folded(queryset)
+        .filter(_words_condition(terms))
+        .annotate(score=_sqlite_word_score(terms))
     )
 
 

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from apps.products import reservations, retention
+from apps.products import reservations, retention, search
 
 
 @shared_task(acks_late=True)
@@ -20,3 +20,10 @@ def reservations_release_expired_task() -> dict[str, int]:
 def catalog_prune_retained_task() -> dict[str, int]:
     """Periodic: delete what is past its retention (ADR 0030)."""
     return retention.catalog_prune_retained()
+
+
+@shared_task(acks_late=True)
+def search_words_prune_task() -> int:
+    """Periodic: forget the search vocabulary's words that no product has
+    any more (PostgreSQL; ADR 0028)."""
+    return search.search_words_prune()

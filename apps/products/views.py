@@ -295,14 +295,16 @@ class ProductSearchView(CachedPagesFirst, ProductView):
     def _results(self, request, filters, values) -> dict:
         terms = search.search_terms(values["q"])
         if terms and search.pages_in_one_query():
-            # The words' matches, one query; the typo fallback only when
-            # they are too few.
-            queryset, order = search.word_matches(
-                terms, filters, values.get("ordering")
-            )
-            page = _page_of(request, values, queryset, order, limit=search.SEARCH_LIMIT)
-            if page["count"] >= search.TYPO_FALLBACK_BELOW:
-                return page
+            # The words' matches, one query; with typo tolerance, another,
+            # only when they are too few.
+            queries = search.page_queries(terms, filters, values.get("ordering"))
+            for queryset, order in queries:
+                page = _page_of(
+                    request, values, queryset, order, limit=search.SEARCH_LIMIT
+                )
+                if page["count"] >= search.TYPO_FALLBACK_BELOW:
+                    break
+            return page
         ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")
         )

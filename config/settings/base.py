@@ -116,9 +116,10 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # ---------------------------------------------------------------------------
 # Databases: one alias per bounded context (DESIGN.md, "Data")
 # ---------------------------------------------------------------------------
-# Search: how alike a misspelt word must be to a word of a product name
-# (word similarity, 0-1: pg_trgm's on PostgreSQL, a close copy on SQLite;
-# the extension's default 0.6 misses most one-letter typos).
+# Search: how alike a misspelt word must be to a known word of the catalog
+# (PostgreSQL, ADR 0028) or to a word of a product name (SQLite): word
+# similarity, 0-1, pg_trgm's on PostgreSQL, a close copy on SQLite; the
+# extension's default 0.6 misses most one-letter typos.
 CATALOG_SEARCH_TYPO_THRESHOLD = env.float("CATALOG_SEARCH_TYPO_THRESHOLD", default=0.45)
 CATALOG_PG_SETTINGS = {
     "pg_trgm.word_similarity_threshold": CATALOG_SEARCH_TYPO_THRESHOLD
@@ -666,6 +667,12 @@ CELERY_BEAT_SCHEDULE = {
     "catalog-release-expired-reservations": {
         "task": "apps.products.tasks.reservations_release_expired_task",
         "schedule": env.int("CATALOG_SWEEP_INTERVAL_SECONDS", default=60),
+    },
+    # Words of deleted or rewritten products leave the search vocabulary
+    # (ADR 0028); until then they only take a typo correction's place.
+    "catalog-prune-search-words": {
+        "task": "apps.products.tasks.search_words_prune_task",
+        "schedule": env.int("CATALOG_SEARCH_WORDS_PRUNE_SECONDS", default=3600),
     },
     "sagas-sweep-expired-leases": {
         "task": "sagas.tasks.saga_sweep_task",

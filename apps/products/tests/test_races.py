@@ -3,14 +3,15 @@ thread its own connection, closed when it ends). Each race is forced into
 its dangerous interleaving, so the branch runs every time."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.products import reservations, services
+from apps.products import reservations, search, services
 from apps.products.interface import (
     InsufficientStock,
     ReservationConflict,
@@ -210,3 +211,48 @@ def test_a_reservation_interrupted_half_way_is_repaired_by_the_sweeper(
     assert repaired == 1
     assert StockReservation.objects.get(order_ref="o1").status == "failed"
     assert (_stock("a"), _stock("b")) == ((5, 0), (5, 0))
+
+
+def _waits_for_a_lock(table: str, mode: str) -> bool:
+    """Whether another session waits for a ``mode`` lock on ``table``,
+    polled until TIMEOUT (pg_locks: pg_stat_activity would answer from one
+    snapshot per transaction)."""
+    deadline = time.monotonic() + TIMEOUT
+    with connections["catalog"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                " AND relation = %s::regclass AND mode = %s",
+                (table, mode),
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.01)
+    return False
+
+
+def test_a_prune_keeps_a_word_that_a_write_in_flight_brings_back(make_product):
+    """The prune finds "lamp" on no product while a product with it is
+    being created: it waits for that write and keeps the word, which the
+    product's prefix search needs."""
+    make_product(id="old", name="Zeppelin Lamp", category="Misc")
+    Product.objects.filter(pk="old").delete()
+    written = threading.Event()
+
+    def create():
+        with transaction.atomic(using="catalog"):
+            make_product(id="new", name="Desk Lamp", category="Home")
+            written.set()
+            assert _waits_for_a_lock("products_product", "ShareLock")
+        return "created"
+
+    def prune():
+        assert written.wait(TIMEOUT)
+        return search.search_words_prune()
+
+    created, pruned = _run(create, prune)
+
+    assert created == "created"
+    assert pruned == 2  # "zeppelin", and "misc", the old product's category
+    found = APIClient().get("/api/v1/products/search?q=lam").json()
+    assert [p["id"] for p in found["results"]] == ["new"]
