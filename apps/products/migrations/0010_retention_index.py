@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('products', '0007_product_rules'),
+        ('products', '0009_list_indexes_cover_filters'),
     ]
 
     operations = [
