@@ -8,13 +8,14 @@ SQLite match of the embedded default (folded by SQLite functions that
 """
 
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -38,6 +39,8 @@ from apps.products.selectors import (
     attribute_values,
     products_filtered,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _vendor() -> str:
@@ -267,22 +270,32 @@ def search_words_prune() -> int:
     if _vendor() != "postgresql":
         return 0
     alias = router.db_for_write(Product)
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT word FROM products_search_word EXCEPT SELECT word"
-            " FROM ts_stat('SELECT search_document FROM products_product')"
-        )
-        candidates = [word for (word,) in cursor.fetchall()]
-        if not candidates:
-            return 0
-        cursor.execute("LOCK TABLE products_product IN SHARE MODE")
-        cursor.execute(
-            "DELETE FROM products_search_word w WHERE w.word = ANY(%s::text[])"
-            " AND NOT EXISTS (SELECT 1 FROM products_product p"
-            " WHERE p.search_document @@ shop_lexeme(w.word)::tsquery)",
-            (candidates,),
-        )
-        return cursor.rowcount
+    try:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT word FROM products_search_word EXCEPT SELECT word"
+                " FROM ts_stat('SELECT search_document FROM products_product')"
+            )
+            candidates = [word for (word,) in cursor.fetchall()]
+            if not candidates:
+                return 0
+            # A lock request that waits makes every later write wait behind
+            # it: give up after a second (a long transaction holds the
+            # table); the next run prunes.
+            cursor.execute("SET LOCAL lock_timeout = '1s'")
+            cursor.execute("LOCK TABLE products_product IN SHARE MODE")
+            cursor.execute(
+                "DELETE FROM products_search_word w WHERE w.word = ANY(%s::text[])"
+                " AND NOT EXISTS (SELECT 1 FROM products_product p"
+                " WHERE p.search_document @@ shop_lexeme(w.word)::tsquery)",
+                (candidates,),
+            )
+            return cursor.rowcount
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        logger.warning("Search words not pruned: the products table stayed busy.")
+        return 0
 
 
 def _sqlite_typo_matches(terms: list[str], filters: ProductFilters) -> QuerySet:

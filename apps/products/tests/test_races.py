@@ -256,3 +256,34 @@ def test_a_prune_keeps_a_word_that_a_write_in_flight_brings_back(make_product):
     assert pruned == 2  # "zeppelin", and "misc", the old product's category
     found = APIClient().get("/api/v1/products/search?q=lam").json()
     assert [p["id"] for p in found["results"]] == ["new"]
+
+
+def test_a_prune_gives_up_rather_than_queue_writes_behind_a_long_transaction(
+    make_product,
+):
+    """A transaction that holds the products table past the prune's lock
+    timeout: the prune gives up (every write would otherwise wait behind
+    its lock request) and the next run prunes."""
+    make_product(id="old", name="Zeppelin Lamp", category="Misc")
+    Product.objects.filter(pk="old").delete()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic(using="catalog"):
+            make_product(id="new", name="Desk Lamp", category="Home")
+            holding.set()
+            assert done.wait(TIMEOUT)
+        return "held"
+
+    def prune():
+        assert holding.wait(TIMEOUT)
+        try:
+            return search.search_words_prune()
+        finally:
+            done.set()
+
+    held, pruned = _run(hold, prune)
+
+    assert held == "held"
+    assert pruned == 0
+    assert search.search_words_prune() == 2  # the table is free again
