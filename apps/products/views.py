@@ -143,15 +143,17 @@ def _page(request, view, items, load) -> dict:
     return data
 
 
-def _page_of(request, values, queryset, order, limit=None) -> dict:
+def _page_of(request, values, queryset, order, limit=None, past_the_end=False):
     """A page of ``queryset`` from one query, its count capped
-    (``selectors.product_page``); answers as PageNumberPagination does."""
+    (``selectors.product_page``); answers as PageNumberPagination does: a
+    page past the last is a 404, unless ``past_the_end`` (the caller
+    decides, and may try another query)."""
     size = PageNumberPagination().get_page_size(request)
     number = values.get("page", 1)
     page = selectors.product_page(
         queryset, order=order, offset=(number - 1) * size, size=size, limit=limit
     )
-    if number > 1 and not page.products:
+    if number > 1 and not page.products and not past_the_end:
         raise NotFound("Invalid page.")
     url = request.build_absolute_uri()
     following = number * size < page.count or page.capped
@@ -297,13 +299,23 @@ class ProductSearchView(CachedPagesFirst, ProductView):
         if terms and search.pages_in_one_query():
             # The words' matches, one query; with typo tolerance, another,
             # only when they are too few.
+            # Which query answers is decided by its count, whatever the page
+            # asked: page 2 of a search that the typo query completed comes
+            # from the typo query too, as page 1 announced it.
             queries = search.page_queries(terms, filters, values.get("ordering"))
             for queryset, order in queries:
                 page = _page_of(
-                    request, values, queryset, order, limit=search.SEARCH_LIMIT
+                    request,
+                    values,
+                    queryset,
+                    order,
+                    limit=search.SEARCH_LIMIT,
+                    past_the_end=True,
                 )
                 if page["count"] >= search.TYPO_FALLBACK_BELOW:
                     break
+            if values.get("page", 1) > 1 and not page["results"]:
+                raise NotFound("Invalid page.")
             return page
         ranked_ids = search.product_search(
             query=values["q"], filters=filters, ordering=values.get("ordering")

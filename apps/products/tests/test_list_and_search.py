@@ -199,6 +199,32 @@ def test_explicit_ordering_applies_to_typo_matches_too(api_client, shelf, make_p
     assert result == ["grinder", "misspelt", "kettle"]
 
 
+def test_the_next_page_of_a_typo_search_is_the_one_the_first_announced(
+    api_client, make_product
+):
+    """The words find fewer than a page, the typo correction finds more:
+    page 1 says so and links page 2, which must answer, not 404."""
+    make_product(id="exact", name="Ketle Classic", price=Decimal("10.00"))
+    for n in range(25):
+        make_product(id=f"kettle-{n:02d}", name=f"Kettle Model {n}")
+
+    first = api_client.get(f"{URL}/search?q=ketle")
+    assert first.status_code == 200
+    body = first.json()
+    assert body["count"] == 26
+    assert len(body["results"]) == 20
+    assert body["next"].endswith("page=2&q=ketle")
+
+    second = api_client.get(f"{URL}/search?page=2&q=ketle")
+    assert second.status_code == 200, second.content
+    assert len(second.json()["results"]) == 6
+    seen = ids(first) + ids(second)
+    assert sorted(seen) == sorted(["exact", *[f"kettle-{n:02d}" for n in range(25)]])
+
+    past = api_client.get(f"{URL}/search?page=3&q=ketle")
+    assert_problem(past, 404, "not_found")
+
+
 @pytest.mark.parametrize("path", [URL, f"{URL}/search?q=kettle"])
 def test_lists_carry_an_etag_and_answer_304(api_client, shelf, path):
     first = api_client.get(path)
