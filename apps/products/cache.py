@@ -148,6 +148,16 @@ def forget(product_ids: Iterable[str]) -> None:
         logger.error("product cache invalidation failed", exc_info=True)
 
 
+def forget_listings() -> None:
+    """Make every cached list and search page dead (the listing token), for
+    a change of what pages show that writes no product (the search
+    vocabulary's prune)."""
+    try:
+        cache.delete(LISTING_GEN)
+    except Exception:  # noqa: BLE001 - the change itself has succeeded
+        logger.error("catalog page invalidation failed", exc_info=True)
+
+
 def forget_all() -> None:
     """Drop every product entry and every page: after a database is
     restored from a backup (rows went back in time without writes), and

@@ -32,6 +32,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 
+from apps.products import cache
 from apps.products.models import Product
 from apps.products.selectors import (
     ORDERINGS,
@@ -290,6 +291,10 @@ def search_words_prune() -> int:
                 " WHERE p.search_document @@ shop_lexeme(w.word)::tsquery)",
                 (candidates,),
             )
+            if cursor.rowcount:
+                # A typo's nearest known words may change: pages go
+                # (ADR 0027).
+                transaction.on_commit(cache.forget_listings, using=alias)
             return cursor.rowcount
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) != "55P03":  # lock_not_available

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from rest_framework.views import APIView
 
 from apps.products import services
 
@@ -19,6 +20,20 @@ SAME = ("Content-Type", "ETag", "Allow", "Vary", "Content-Length")
 
 
 @pytest.fixture
+def drf_refuses(monkeypatch):
+    """After this, a request that reaches DRF's dispatch fails the test:
+    what answers must be the shortcut."""
+
+    def entered(self, request, *args, **kwargs):
+        raise AssertionError("the request went through DRF")
+
+    def refuse():
+        monkeypatch.setattr(APIView, "initialize_request", entered)
+
+    return refuse
+
+
+@pytest.fixture
 def kettle():
     return services.product_create(
         id="kettle", name="Kettle", price=Decimal("20.00"), stock=4, category="Kitchen"
@@ -26,12 +41,13 @@ def kettle():
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
-def test_the_shortcut_answers_as_drf_does(api_client, kettle, accept):
+def test_the_shortcut_answers_as_drf_does(api_client, kettle, accept, drf_refuses):
     # A composite Accept is not one the shortcut takes: DRF negotiates it.
     through_drf = api_client.get(
         URL.format("kettle"), headers={"Accept": "application/json, */*;q=0.5"}
     )
     headers = {"Accept": accept} if accept else {}
+    drf_refuses()
     with CaptureQueriesContext(connections["catalog"]) as queries:
         shortcut = api_client.get(URL.format("kettle"), headers=headers)
     assert shortcut.status_code == through_drf.status_code == 200
@@ -82,10 +98,13 @@ PAGES = [
 
 
 @pytest.mark.parametrize("address", PAGES)
-def test_a_stored_page_is_answered_as_drf_answers_it(api_client, kettle, address):
+def test_a_stored_page_is_answered_as_drf_answers_it(
+    api_client, kettle, address, drf_refuses
+):
     through_drf = api_client.get(address)  # validated, built and stored
     assert through_drf.status_code == 200
     assert [p["id"] for p in through_drf.json()["results"]] == ["kettle"]
+    drf_refuses()
     with CaptureQueriesContext(connections["catalog"]) as queries:
         shortcut = api_client.get(address)
     assert shortcut.status_code == 200

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from apps.products import search
 from apps.products.tasks import search_words_prune_task
@@ -155,3 +156,28 @@ def test_a_word_no_product_has_is_corrected_in_the_pages_one_query(
 
     assert response.json()["count"] == search.TYPO_FALLBACK_BELOW
     assert len(ids(response)) == search.TYPO_FALLBACK_BELOW
+
+
+def test_a_prune_that_forgets_words_sends_cached_pages_back_to_the_database(
+    api_client, make_product, django_capture_on_commit_callbacks
+):
+    """A typo's nearest known words can change when words go, so the
+    prune kills the cached pages as a product write does (ADR 0027)."""
+    make_product(id="lamp", name="Zeppelin Lamp")
+    make_product(id="clock", name="Zeppelin Clock")
+    page = f"{URL}/search?q=zepelin"
+    assert set(ids(api_client.get(page))) == {"lamp", "clock"}
+    with CaptureQueriesContext(connections["catalog"]) as cached:
+        api_client.get(page)
+    assert len(cached) == 0
+    api_client.get(page)  # still cached
+
+    from apps.products.models import Product
+
+    Product.objects.filter(pk="lamp").delete()  # as a restore would: no write hook
+    with django_capture_on_commit_callbacks(using="catalog", execute=True):
+        assert search.search_words_prune() == 1  # "lamp"
+    with CaptureQueriesContext(connections["catalog"]) as read:
+        fresh = api_client.get(page)
+    assert ids(fresh) == ["clock"]
+    assert len(read) >= 1
