@@ -10,8 +10,11 @@ def _fresh_product_cache():
     rows back, and create them through the ORM, which no production write
     does, so an entry of an earlier test could match a later one's ids."""
     from apps.products.cache import forget_all
+    from apps.users.cache import forget_all as forget_all_profiles
 
     forget_all()
+    # Likewise the users' profiles (ADR 0031).
+    forget_all_profiles()
 
 
 @pytest.fixture

@@ -22,20 +22,18 @@ deletion has made dead: no reader can ever bring it back, whatever the
 interleaving. A missing token (never set, expired, evicted) validates
 nothing, so losing keys is always safe; only a failed deletion (the cache
 unreachable during a write, then back with its data) can leave an entry
-stale, for at most its timeout.
+stale, for at most its timeout. The protocol itself is
+``apps.core.generations``, shared with the users' profiles (ADR 0031).
 """
 
-import logging
 import re
-import secrets
 from collections.abc import Callable, Iterable
 from hashlib import blake2b
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
-logger = logging.getLogger(__name__)
+from apps.core import generations
 
 PREFIX = "catalog:product:"
 LISTING_PREFIX = "catalog:listing:"
@@ -44,6 +42,8 @@ LISTING_GEN = LISTING_PREFIX + "gen"
 # Ids that are safe as cache keys on every backend (no spaces or control
 # characters); anything else is hashed.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Names the cache in what is logged when it fails.
+_WHAT = "catalog"
 
 
 def _keys(product_id: str) -> tuple[str, str]:
@@ -60,7 +60,13 @@ def cached_product(product_id: str, load: Callable[[], Any]) -> Any:
     its generation is current; ``load()`` returning None (no such product)
     is not cached. When the cache fails, ``load()`` answers alone."""
     gen_key, entry_key = _keys(product_id)
-    return _cached(gen_key, entry_key, settings.CATALOG_PRODUCT_CACHE_SECONDS, load)
+    return generations.cached(
+        gen_key,
+        entry_key,
+        settings.CATALOG_PRODUCT_CACHE_SECONDS,
+        load,
+        what=_WHAT,
+    )
 
 
 def cached_listing(address: str, load: Callable[[], Any]) -> Any:
@@ -68,11 +74,12 @@ def cached_listing(address: str, load: Callable[[], Any]) -> Any:
     ``address`` (its absolute URI: everything its body depends on), from
     the cache when no product was written since it was stored. An
     exception from ``load()`` (a bad page) stores nothing."""
-    return _cached(
+    return generations.cached(
         LISTING_GEN,
         listing_key(address),
         settings.CATALOG_LISTING_CACHE_SECONDS,
         load,
+        what=_WHAT,
     )
 
 
@@ -82,55 +89,12 @@ def stored_listing(address: str) -> Any:
     else and stores nothing: the shortcut before a page's view runs."""
     if settings.CATALOG_LISTING_CACHE_SECONDS <= 0:
         return None
-    entry_key = listing_key(address)
-    try:
-        found = cache.get_many([LISTING_GEN, entry_key])
-    except Exception:  # noqa: BLE001 - the view still answers
-        logger.warning("catalog cache unavailable", exc_info=True)
-        return None
-    return _current(found, LISTING_GEN, entry_key)
-
-
-def _current(found: dict, gen_key: str, entry_key: str) -> Any:
-    """The entry's value when it was stored under the current token."""
-    token = found.get(gen_key)
-    entry = found.get(entry_key)
-    if token is not None and entry is not None and entry[0] == token:
-        return entry[1]
-    return None
+    return generations.stored(LISTING_GEN, listing_key(address), what=_WHAT)
 
 
 def listing_key(address: str) -> str:
     """The cache key of the page at ``address``."""
     return LISTING_PREFIX + blake2b(address.encode(), digest_size=16).hexdigest()
-
-
-def _cached(gen_key: str, entry_key: str, timeout: int, load: Callable[[], Any]) -> Any:
-    """The protocol above: one round trip for a hit; on a miss, a token
-    made sure of before ``load()`` reads the database, and the value stored
-    under the token held before the read. None is never stored."""
-    if timeout <= 0:
-        return load()
-    try:
-        found = cache.get_many([gen_key, entry_key])
-        value = _current(found, gen_key, entry_key)
-        if value is not None:
-            return value
-        token = found.get(gen_key)
-        if token is None:
-            fresh = secrets.token_hex(8)
-            # The token must exist before the database is read.
-            token = fresh if cache.add(gen_key, fresh, timeout) else None
-    except Exception:  # noqa: BLE001 - the database still answers
-        logger.warning("catalog cache unavailable", exc_info=True)
-        return load()
-    value = load()
-    if value is not None and token is not None:
-        try:
-            cache.set(entry_key, (token, value), timeout)
-        except Exception:  # noqa: BLE001
-            logger.warning("catalog cache unavailable", exc_info=True)
-    return value
 
 
 def forget(product_ids: Iterable[str]) -> None:
@@ -141,38 +105,18 @@ def forget(product_ids: Iterable[str]) -> None:
     if not keys:
         return
     keys.append(LISTING_GEN)
-    try:
-        cache.delete_many(keys)
-    except Exception:  # noqa: BLE001 - the write itself has succeeded
-        # An entry may outlive this write, for at most its timeout.
-        logger.error("product cache invalidation failed", exc_info=True)
+    generations.kill(keys, what=_WHAT)
 
 
 def forget_listings() -> None:
     """Make every cached list and search page dead (the listing token), for
     a change of what pages show that writes no product (the search
     vocabulary's prune)."""
-    try:
-        cache.delete(LISTING_GEN)
-    except Exception:  # noqa: BLE001 - the change itself has succeeded
-        logger.error("catalog page invalidation failed", exc_info=True)
+    generations.kill([LISTING_GEN], what=_WHAT)
 
 
 def forget_all() -> None:
     """Drop every product entry and every page: after a database is
     restored from a backup (rows went back in time without writes), and
     between tests."""
-    backend = getattr(cache, "_cache", None)
-    if backend is None or not hasattr(backend, "get_client"):
-        cache.clear()  # locmem: this process's memory only
-        return
-    client = backend.get_client(write=True)
-    for prefix in (PREFIX, LISTING_PREFIX):
-        batch = []
-        for key in client.scan_iter(match=cache.make_key(prefix + "*"), count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.delete(*batch)
-                batch = []
-        if batch:
-            client.delete(*batch)
+    generations.delete_prefixed((PREFIX, LISTING_PREFIX))

@@ -14,6 +14,7 @@ from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core import generations
 from apps.products import cache
 from apps.products.models import Product
 
@@ -50,7 +51,4 @@ def changed(*product_ids: str) -> None:
     have cached the old row meanwhile, under the token deleted now)."""
     if not product_ids:
         raise TypeError("changed() needs the ids of the products written")
-    using = alias()
-    cache.forget(product_ids)
-    if transaction.get_connection(using).in_atomic_block:
-        transaction.on_commit(lambda: cache.forget(product_ids), using=using)
+    generations.dead_now_and_on_commit(lambda: cache.forget(product_ids), using=alias())

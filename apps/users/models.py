@@ -5,8 +5,10 @@ from django.contrib.auth.models import (
     BaseUserManager,
     PermissionsMixin,
 )
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
+
+from apps.users import cache
 
 
 def normalize_email(email: str) -> str:
@@ -14,7 +16,25 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-class UserManager(BaseUserManager):
+class UserQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        """An UPDATE of users that makes their cached profiles dead (ADR
+        0031): the matching rows are locked and their ids read, then
+        exactly those rows are updated. ``save()`` does not come here (its
+        signal does that)."""
+        self._for_write = True
+        using = self.db
+        with transaction.atomic(using=using):
+            ids = list(self.select_for_update().values_list("pk", flat=True))
+            rows = models.QuerySet(self.model, using=using).filter(pk__in=ids)
+            updated = rows.update(**kwargs)
+            cache.changed(*ids, using=using)
+        return updated
+
+    update.alters_data = True
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def get_by_natural_key(self, email):

@@ -18,15 +18,21 @@ def user_get(*, user_id: UUID) -> User:
         raise UserNotFound(f"No user with id {user_id}.") from None
 
 
-def user_get_visible(*, actor: Principal, user_id: UUID) -> User:
-    """The user ``actor`` may see: themself, or anyone for staff.
+def user_check_visible(*, actor: Principal, user_id: UUID) -> None:
+    """Raise UserNotFound unless ``actor`` may see the user ``user_id``:
+    themself, or anyone for staff.
 
     Customers get the same 404 for someone else's id as for an unknown one,
-    so ids cannot be probed. The actor is the gateway's principal (no row);
-    the row is read here.
+    so ids cannot be probed. The actor is the gateway's principal (no row):
+    this reads nothing, and runs on every request, cached profile or not.
     """
     if actor.id != user_id and not actor.is_staff:
         raise UserNotFound(f"No user with id {user_id}.")
+
+
+def user_get_visible(*, actor: Principal, user_id: UUID) -> User:
+    """The user ``actor`` may see (``user_check_visible``), read here."""
+    user_check_visible(actor=actor, user_id=user_id)
     return user_get(user_id=user_id)
 
 

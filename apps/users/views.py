@@ -1,15 +1,21 @@
+import json
+from uuid import UUID
+
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.core.openapi import paginated, problems
 from apps.core.pagination import PageNumberPagination
 from apps.core.serializers import PageQuerySerializer
 from apps.core.views import ApiView
-from apps.users import selectors, services
+from apps.users import cache, selectors, services
+from apps.users.errors import UserNotFound
 from apps.users.serializers import (
     JwksSerializer,
     LoginSerializer,
@@ -26,6 +32,27 @@ from apps.users.tokens import (
     refresh_token_logout,
     refresh_token_rotate,
 )
+
+_RENDERER = JSONRenderer()
+
+
+def _profile(user_id: UUID) -> bytes | None:
+    """A user's representation as ``GET /users/<id>`` answers it, rendered
+    (what the profile cache keeps); None for no such user."""
+    try:
+        user = selectors.user_get(user_id=user_id)
+    except UserNotFound:
+        return None
+    return _RENDERER.render(UserSerializer(user).data)
+
+
+def _renders_like_json(request) -> bool:
+    """Whether DRF would render a body as ``_RENDERER`` does: a JSON
+    renderer (``application/json`` or problem+json) with no ``indent``
+    asked for in the Accept header."""
+    return isinstance(request.accepted_renderer, JSONRenderer) and (
+        "indent" not in request.accepted_media_type
+    )
 
 
 def _token_pair(refresh: RefreshToken) -> dict:
@@ -123,8 +150,15 @@ class UserDetailView(ApiView):
         responses={200: UserSerializer, **problems(401, 404)},
     )
     def get(self, request, user_id):
-        user = selectors.user_get_visible(actor=request.user, user_id=user_id)
-        return Response(UserSerializer(user).data)
+        # Who may see the user is decided on the principal, every request;
+        # only the row's rendered JSON is cached (ADR 0031).
+        selectors.user_check_visible(actor=request.user, user_id=user_id)
+        body = cache.cached_profile(user_id, lambda: _profile(user_id))
+        if body is None:
+            raise UserNotFound(f"No user with id {user_id}.")
+        if _renders_like_json(request):
+            return HttpResponse(body, content_type=request.accepted_renderer.media_type)
+        return Response(json.loads(body))
 
     @extend_schema(
         operation_id="users_replace",

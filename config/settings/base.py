@@ -158,6 +158,9 @@ CATALOG_PRODUCT_CACHE_SECONDS = env.int("CATALOG_PRODUCT_CACHE_SECONDS", default
 # kills (ADR 0027): never stale either; the timeout bounds memory and how
 # long a page is served between writes. 0 turns the page cache off.
 CATALOG_LISTING_CACHE_SECONDS = env.int("CATALOG_LISTING_CACHE_SECONDS", default=300)
+# A user's profile (GET /api/v1/users/<id>) likewise, under a token per user
+# that every write of the user row kills (ADR 0031). 0 turns it off.
+USERS_PROFILE_CACHE_SECONDS = env.int("USERS_PROFILE_CACHE_SECONDS", default=3600)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
