@@ -58,6 +58,16 @@ def staff(make_user):
     return make_user(email="staff@example.com", name="Grace Hopper", is_staff=True)
 
 
+@pytest.fixture
+def operator_client(client, make_user):
+    """Django's test client logged in to the admin as a superuser."""
+    operator = make_user(email="root@example.com", is_staff=True)
+    operator.is_superuser = True
+    operator.save()
+    client.force_login(operator)
+    return client
+
+
 def login(client: APIClient, user) -> dict:
     response = client.post(
         "/api/v1/users/login",

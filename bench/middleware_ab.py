@@ -17,7 +17,6 @@ to "current" is what the middleware it drops costs in this process.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tempfile
@@ -67,25 +66,9 @@ def main(argv=None) -> int:
     settings.MIDDLEWARE = current
 
     def send(app):
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": opts.path,
-            "QUERY_STRING": opts.query,
-            "SERVER_NAME": run.HOST,
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": f"{run.HOST}:8000",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-        }
-        status = []
-        response = app(environ, lambda s, headers, exc_info=None: status.append(s))
-        try:
-            b"".join(response)
-        finally:
-            response.close()
-        if not status[0].startswith("200"):
-            raise SystemExit(f"{opts.path}: {status[0]}")
+        status, _ = run.call_wsgi(app, "GET", opts.path, query=opts.query)
+        if not status.startswith("200"):
+            raise SystemExit(f"{opts.path}: {status}")
 
     for handler in handlers.values():
         for _ in range(200):  # warm: connections, caches, the page cached

@@ -100,32 +100,13 @@ def main(argv=None) -> int:
         connection.settings_dict["CONN_HEALTH_CHECKS"] = False
 
     def send(method, path, body=b"", token=None, expect=200, headers=(), query=""):
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": run.HOST,
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": f"{run.HOST}:8000",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-        }
-        if body:
-            environ["CONTENT_TYPE"] = "application/json"
-            environ["CONTENT_LENGTH"] = str(len(body))
         if token:
-            environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        for name, value in headers:
-            environ["HTTP_" + name.upper().replace("-", "_")] = value
-        status = []
-        response = app(environ, lambda s, headers, exc_info=None: status.append(s))
-        try:
-            content = b"".join(response)
-        finally:
-            response.close()
-        code = int(status[0].split()[0])
-        assert code == expect, (method, path, status[0], content[:300])
+            headers = [*headers, ("Authorization", f"Bearer {token}")]
+        status, content = run.call_wsgi(
+            app, method, path, query=query, body=body, headers=headers
+        )
+        code = int(status.split()[0])
+        assert code == expect, (method, path, status, content[:300])
         return json.loads(content) if content else None
 
     email = f"profile-{uuid.uuid4().hex[:12]}@bench.example"

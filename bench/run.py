@@ -24,6 +24,7 @@ values that scenario paths, bodies and tokens are formatted with).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -461,6 +462,34 @@ def cpu_busy(seconds: float = 3.0) -> float:
     time.sleep(seconds)
     idle1, total1 = sample()
     return round(1 - (idle1 - idle0) / max(total1 - total0, 1), 3)
+
+
+def call_wsgi(app, method: str, path: str, *, query="", body=b"", headers=()):
+    """Send one request to a WSGI application in this process, as a server
+    on HOST:8000 would; return the status line and the body."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": HOST,
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": f"{HOST}:8000",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+    }
+    if body:
+        environ["CONTENT_TYPE"] = "application/json"
+        environ["CONTENT_LENGTH"] = str(len(body))
+    for name, value in headers:
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    status = []
+    response = app(environ, lambda s, headers, exc_info=None: status.append(s))
+    try:
+        content = b"".join(response)
+    finally:
+        response.close()
+    return status[0], content
 
 
 def free_port() -> int:

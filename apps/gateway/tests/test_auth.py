@@ -334,12 +334,9 @@ def test_a_password_change_revokes_access_tokens_on_the_next_request(
 
 
 def test_deactivation_in_the_admin_revokes_tokens(
-    client, make_user, customer, auth_client, revokes
+    operator_client, customer, auth_client, revokes
 ):
-    operator = make_user(email="root@example.com", is_staff=True)
-    operator.is_superuser = True
-    operator.save()
-    client.force_login(operator)
+    client = operator_client
     customer_client = auth_client(customer)
 
     with revokes():
@@ -356,12 +353,9 @@ def test_deactivation_in_the_admin_revokes_tokens(
 
 
 def test_demoting_staff_in_the_admin_revokes_their_staff_token(
-    client, make_user, staff, auth_client, revokes
+    operator_client, staff, auth_client, revokes
 ):
-    operator = make_user(email="root@example.com", is_staff=True)
-    operator.is_superuser = True
-    operator.save()
-    client.force_login(operator)
+    client = operator_client
     staff_client = auth_client(staff)
     assert staff_client.get("/api/v1/users").status_code == 200
 

@@ -11,15 +11,6 @@ CHANGELIST = "/admin/orders/order/"
 
 
 @pytest.fixture
-def operator_client(client, make_user):
-    operator = make_user(email="root@example.com", is_staff=True)
-    operator.is_superuser = True
-    operator.save()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
 def pending_order(customer, kettle):
     return services.order_place(user_id=customer.id, items=[("kettle", 2)])
 

@@ -4,15 +4,6 @@ from apps.users.models import User
 from tests.problems import assert_problem
 
 
-@pytest.fixture
-def operator_client(client, make_user):
-    operator = make_user(email="root@example.com", is_staff=True)
-    operator.is_superuser = True
-    operator.save()
-    client.force_login(operator)
-    return client
-
-
 @pytest.mark.django_db
 def test_operator_searches_users_by_email_and_name(operator_client, make_user):
     make_user(email="ada@example.com", name="Ada Lovelace")

@@ -14,6 +14,7 @@ import uuid
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from apps.users import cache, services
 from apps.users.models import User
@@ -37,43 +38,17 @@ def backend(request, settings):
     return request.param
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    operator = make_user(email="root@example.com", is_staff=True)
-    operator.is_superuser = True
-    operator.save()
-    client.force_login(operator)
-    return client
-
-
-class CountQueries:
-    def __init__(self, connection):
-        self.connection, self.sql = connection, []
-
-    def __enter__(self):
-        self.wrapper = self.connection.execute_wrapper(self._record)
-        self.wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.wrapper.__exit__(*exc)
-
-    def _record(self, execute, sql, params, many, context):
-        self.sql.append(sql)
-        return execute(sql, params, many, context)
-
-
 def warm(client, user_id) -> dict:
     """Read twice: the second read comes from the cache, with no query, and
     is the same response."""
     first = client.get(url(user_id))
-    with CountQueries(connections["default"]) as queries:
+    with CaptureQueriesContext(connections["default"]) as queries:
         second = client.get(url(user_id))
     assert second.status_code == first.status_code == 200, second.content
     assert second.content == first.content
     assert second["Content-Type"] == first["Content-Type"] == "application/json"
     assert second["ETag"] == first["ETag"]
-    assert queries.sql == []
+    assert len(queries) == 0, queries.captured_queries
     return second.json()
 
 
@@ -161,12 +136,12 @@ def test_deactivation_is_read_next_by_staff(customer, staff, auth_client, make_u
 
 
 def test_admin_actions_and_queryset_updates_are_read_next(
-    customer, staff, auth_client, admin_client
+    customer, staff, auth_client, operator_client
 ):
     staff_client = auth_client(staff)
     warm(staff_client, customer.id)
 
-    admin_client.post(
+    operator_client.post(
         "/admin/users/user/",
         {"action": "deactivate", "_selected_action": [str(customer.id)]},
     )
@@ -179,12 +154,12 @@ def test_admin_actions_and_queryset_updates_are_read_next(
 
 
 def test_admin_change_form_save_is_read_next(
-    customer, staff, auth_client, admin_client
+    customer, staff, auth_client, operator_client
 ):
     staff_client = auth_client(staff)
     warm(staff_client, customer.id)
 
-    response = admin_client.post(
+    response = operator_client.post(
         f"/admin/users/user/{customer.id}/change/",
         {
             "email": "customer@example.com",
@@ -199,14 +174,16 @@ def test_admin_change_form_save_is_read_next(
     assert (after["name"], after["is_staff"]) == ("Admin Named", True)
 
 
-def test_deletion_is_a_404_next(customer, staff, auth_client, admin_client, make_user):
+def test_deletion_is_a_404_next(
+    customer, staff, auth_client, operator_client, make_user
+):
     staff_client = auth_client(staff)
     doomed = make_user(email="doomed@example.com")
     warm(staff_client, customer.id)
     warm(staff_client, doomed.id)
 
     by_api = staff_client.delete(url(customer.id))
-    by_admin = admin_client.post(
+    by_admin = operator_client.post(
         "/admin/users/user/",
         {
             "action": "delete_selected",
@@ -275,12 +252,12 @@ def test_an_unknown_id_is_not_cached(staff, auth_client):
     missing = uuid.uuid4()
 
     first = client.get(url(missing))
-    with CountQueries(connections["default"]) as queries:
+    with CaptureQueriesContext(connections["default"]) as queries:
         second = client.get(url(missing))
 
     assert_problem(first, 404, "user_not_found")
     assert_problem(second, 404, "user_not_found")
-    assert queries.sql != []
+    assert len(queries) >= 1
 
 
 def test_other_accept_headers_answer_as_before(customer, auth_client):
@@ -379,8 +356,8 @@ def test_a_timeout_of_zero_turns_the_cache_off(customer, auth_client, settings):
     client = auth_client(customer)
     client.get(url(customer.id))
 
-    with CountQueries(connections["default"]) as queries:
+    with CaptureQueriesContext(connections["default"]) as queries:
         again = look(client, customer.id)
 
     assert again["name"] == "Ada Lovelace"
-    assert queries.sql != []
+    assert len(queries) >= 1
