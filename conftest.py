@@ -4,17 +4,33 @@ import pytest
 from rest_framework.test import APIClient
 
 
-@pytest.fixture(autouse=True)
-def _fresh_product_cache():
-    """Each test starts with no cached product (ADR 0026): tests roll their
-    rows back, and create them through the ORM, which no production write
-    does, so an entry of an earlier test could match a later one's ids."""
+def _forget_cached_reads():
     from apps.products.cache import forget_all
     from apps.users.cache import forget_all as forget_all_profiles
 
     forget_all()
     # Likewise the users' profiles (ADR 0031).
     forget_all_profiles()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_product_cache():
+    """Each test starts with no cached product (ADR 0026): tests roll their
+    rows back, and create them through the ORM, which no production write
+    does, so an entry of an earlier test could match a later one's ids."""
+    _forget_cached_reads()
+
+
+@pytest.fixture(params=["redis", "locmem"])
+def cache_backend(request, settings):
+    """Run the test on the cache CACHE_URL names (Redis under make test,
+    as in production) and again on locmem (make run), each empty."""
+    if request.param == "locmem":
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        }
+    _forget_cached_reads()
+    return request.param
 
 
 @pytest.fixture

@@ -35,21 +35,14 @@ from apps.products.reservations import (
     reservations_repair_interrupted,
 )
 
-pytestmark = pytest.mark.django_db(databases=["default", "catalog"], transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases=["default", "catalog"], transaction=True),
+    pytest.mark.usefixtures("cache_backend"),
+]
 
 URL = "/api/v1/products/{}"
 LIST = "/api/v1/products"
 SEARCH = "/api/v1/products/search"
-
-
-@pytest.fixture(autouse=True, params=["redis", "locmem"])
-def backend(request, settings):
-    if request.param == "locmem":
-        settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-        }
-    cache.forget_all()
-    return request.param
 
 
 @dataclass(frozen=True)

@@ -21,21 +21,14 @@ from apps.users.models import User
 from apps.users.selectors import user_get
 from tests.problems import assert_problem
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("cache_backend"),
+]
 
 
 def url(user_id) -> str:
     return f"/api/v1/users/{user_id}"
-
-
-@pytest.fixture(autouse=True, params=["redis", "locmem"])
-def backend(request, settings):
-    if request.param == "locmem":
-        settings.CACHES = {
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-        }
-    cache.forget_all()
-    return request.param
 
 
 def warm(client, user_id) -> dict:
