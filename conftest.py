@@ -3,6 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
+from tests.servers import LoggedProcess
+
 
 def _forget_cached_reads():
     from apps.products.cache import forget_all
@@ -126,54 +128,32 @@ def subprocess_database_env() -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """A real Celery worker process (tasks on its own queue, and the event
     consumers of EVENT_CONSUMERS_ENABLED)."""
 
     def __init__(self, queue: str, extra_env: dict[str, str], *, name: str = ""):
         import os
-        import subprocess
         import sys
-        import tempfile
-        from pathlib import Path
 
         self.queue = queue
         # Workers sharing a queue need names of their own (control, logs).
         self.hostname = f"{name or queue}@{os.uname()[1]}"
-        # A file, not a pipe: a busy worker logs more than a pipe holds, and
-        # would block on its next write until someone read it.
-        fd, log_path = tempfile.mkstemp(prefix="celery-worker-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log_path)
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            **subprocess_database_env(),
-            **extra_env,
-        }
         # One task at a time, in a thread: with the solo pool (Celery and
         # kombu 5.7) a task run from the event loop's ready queue leaves its
         # ack queued there while the loop polls for up to 10 s, and with the
         # prefetch window full the broker sends nothing meanwhile.
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "celery", "-A", "config", "worker",
-                    "--pool", "threads", "--concurrency", "1",
-                    "--queues", queue, "--hostname", self.hostname,
-                    "--without-gossip", "--without-mingle", "--without-heartbeat",
-                    "--loglevel", "INFO",
-                ],
-                cwd=Path(__file__).resolve().parent,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def output(self) -> str:
-        """What the worker printed so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "--pool", "threads", "--concurrency", "1",
+                "--queues", queue, "--hostname", self.hostname,
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "--loglevel", "INFO",
+            ],
+            {"CELERY_TASK_ALWAYS_EAGER": "false", **extra_env},
+            prefix="celery-worker-",
+        )  # fmt: skip
 
     def wait_ready(self, timeout: float = 60) -> None:
         import time
@@ -187,21 +167,6 @@ class WorkerProcess:
             if app.control.ping(destination=[self.hostname], timeout=0.5):
                 return
         raise RuntimeError(f"the Celery worker did not start within {timeout} s")
-
-    def stop(self) -> str:
-        """Stop the worker; return what it printed."""
-        import subprocess
-
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        output = self.output()
-        self.log_path.unlink(missing_ok=True)
-        return output
 
 
 @pytest.fixture

@@ -109,13 +109,15 @@ class ServerProcess:
         self.log_path.unlink(missing_ok=True)
 
 
-class RelayProcess:
-    """``manage.py relay_outbox`` on the test databases and exchange."""
+class LoggedProcess:
+    """A ``manage.py``-level process on the test databases, its output in a
+    file (a busy process logs more than a pipe holds, and would block on
+    its next write until someone read it)."""
 
-    def __init__(self, extra_env: dict[str, str]):
+    def __init__(self, argv: list[str], extra_env: dict[str, str], *, prefix: str):
         from conftest import subprocess_database_env
 
-        fd, log_path = tempfile.mkstemp(prefix="relay-", suffix=".log")
+        fd, log_path = tempfile.mkstemp(prefix=prefix, suffix=".log")
         os.close(fd)
         self.log_path = Path(log_path)
         env = {
@@ -126,19 +128,17 @@ class RelayProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "relay_outbox"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def output(self) -> str:
+        """What the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> str:
+        """Stop it (SIGTERM, SIGKILL after 20 s); return what it printed."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # it stops between batches
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -147,3 +147,13 @@ class RelayProcess:
         output = self.output()
         self.log_path.unlink(missing_ok=True)
         return output
+
+
+class RelayProcess(LoggedProcess):
+    """``manage.py relay_outbox`` on the test databases and exchange; it
+    stops between batches on SIGTERM."""
+
+    def __init__(self, extra_env: dict[str, str]):
+        super().__init__(
+            [sys.executable, "manage.py", "relay_outbox"], extra_env, prefix="relay-"
+        )
